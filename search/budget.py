@@ -1,0 +1,29 @@
+"""The study's global trial budget, shared by every worker of every launcher.
+
+A study of N trials ends with N finished (COMPLETE or PRUNED) trials however many workers
+joined. FAIL trials do not count: a failure re-queued by the heartbeat comes back as WAITING,
+and WAITING trials (baselines, retries) count because a worker will run them.
+Workers check and create their next trial under a StudyLock, so two workers never both take
+the last slot.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import optuna
+from optuna.trial import TrialState
+
+__all__ = ["budget_left", "count_states"]
+
+
+def count_states(study: optuna.Study) -> Counter[TrialState]:
+    return Counter(t.state for t in study.get_trials(deepcopy=False))
+
+
+def budget_left(study: optuna.Study, n_trials: int) -> bool:
+    counts = count_states(study)
+    if counts[TrialState.WAITING]:
+        return True  # the next trial takes a queued one; the total does not grow
+    taken = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] + counts[TrialState.RUNNING]
+    return taken < n_trials

@@ -1,0 +1,198 @@
+"""The ``hpsearch`` command. Known errors become one line on stderr and exit code 2;
+``--debug`` shows the traceback instead."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+__all__ = ["main"]
+
+_EXIT_ERROR = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    import optuna
+
+    from search.errors import HpsearchError
+    from storage import StorageError
+
+    optuna.logging.set_verbosity(optuna.logging.DEBUG if args.debug else optuna.logging.WARNING)
+    try:
+        return int(args.func(args))
+    except (HpsearchError, StorageError) as exc:
+        if args.debug:
+            raise
+        print(f"hpsearch: error: {exc}", file=sys.stderr)
+        return _EXIT_ERROR
+    except KeyboardInterrupt:
+        print("hpsearch: interrupted; running trials were marked FAIL", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hpsearch", description="Hyperparameter search for "
+                                     "PyTorch vision training on Optuna.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    storage_help = "database URL (default: $HPSEARCH_STORAGE, else sqlite:///hpsearch.db)"
+
+    p = sub.add_parser("launch", help="create or join a study and run workers until its budget "
+                                      "is spent")
+    p.add_argument("spec", help="study spec YAML, e.g. examples/quickstart.yaml")
+    p.add_argument("--storage", help=storage_help)
+    p.add_argument("--study-name", help="override the spec's study name")
+    p.add_argument("--trials", type=int, help="override the trial budget")
+    p.add_argument("--workers", type=int, help="override the number of local workers")
+    p.add_argument("--epochs", type=int, help="rescale the study to this epoch budget "
+                   "(patience, baselines and pruner resources scale with it)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a fixed trainer setting, e.g. --set dataset=train.tar.gz")
+    p.set_defaults(func=_cmd_launch)
+
+    p = sub.add_parser("status", help="trial counts, best trial and progress of a study")
+    p.add_argument("study", help="study name")
+    p.add_argument("--storage", help=storage_help)
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("studies", help="list the studies in a storage")
+    p.add_argument("--storage", help=storage_help)
+    p.set_defaults(func=_cmd_studies)
+
+    db = sub.add_parser("db", help="hpsearch's own tables").add_subparsers(dest="db_command",
+                                                                          required=True)
+    p = db.add_parser("upgrade", help="create or migrate hpsearch's tables (never Optuna's)")
+    p.add_argument("--storage", help=storage_help)
+    p.set_defaults(func=_cmd_db_upgrade)
+    p = db.add_parser("current", help="print the schema revision of hpsearch's tables")
+    p.add_argument("--storage", help=storage_help)
+    p.set_defaults(func=_cmd_db_current)
+    return parser
+
+
+def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    from search.errors import SpecError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SpecError(f"--set {item!r} is not KEY=VALUE; e.g. --set dataset=train.tar.gz")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _cmd_launch(args: argparse.Namespace) -> int:
+    from search.launch import launch
+    from search.progress import format_config
+    from search.spec import load_spec
+    from storage import redact, resolve_storage_url
+
+    spec = load_spec(args.spec).with_overrides(
+        name=args.study_name, trials=args.trials, workers=args.workers, epochs=args.epochs,
+        config=_parse_overrides(args.overrides))
+    url = resolve_storage_url(args.storage)
+    result = launch(spec, url, emit=lambda line: print(line, flush=True))
+    print(f"finished in {result.seconds:.1f}s: {result.execution.trials_run} trials run by this "
+          "launcher")
+    for line in result.execution.errors:
+        print(f"warning: {line}")
+    best = result.best
+    if best is None:
+        print("no feasible completed trial yet: nothing to report as best")
+    else:
+        target = ""
+        if spec.target is not None and best.value is not None:
+            verdict = "reached" if _reached(spec, best.value) else "not reached"
+            target = f" (target {spec.target}: {verdict})"
+        print(f"best trial {best.number}: {spec.metric} = {best.value:.4f}{target}")
+        if "best_train_val_gap" in best.user_attrs:
+            print(f"train-validation gap {best.user_attrs['best_train_val_gap']:.4f}"
+                  + (f" (limit {spec.max_train_val_gap})" if spec.max_train_val_gap else ""))
+        print("best configuration:")
+        for line in format_config(best.user_attrs.get("config", best.params)):
+            print(line)
+    print(f"study {spec.name!r} is stored in {redact(url)}")
+    print(f"see it again with: hpsearch status {spec.name}"
+          + (f" --storage {redact(url)}" if args.storage else ""))
+    return 0
+
+
+def _reached(spec: Any, value: float) -> bool:
+    return value >= spec.target if spec.direction == "maximize" else value <= spec.target
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import optuna
+
+    from search.errors import StudyError
+    from search.launch import SPEC_ATTR
+    from search.progress import describe_trial, format_config, format_progress, read_progress
+    from storage import open_optuna_storage, redact, resolve_storage_url
+
+    url = resolve_storage_url(args.storage)
+    storage = open_optuna_storage(url)
+    try:
+        study = optuna.load_study(study_name=args.study, storage=storage)
+    except KeyError:
+        names = optuna.get_all_study_names(storage)
+        raise StudyError(f"no study {args.study!r} in {redact(url)}; studies there: "
+                         f"{names or 'none'}") from None
+    spec = study.user_attrs.get(SPEC_ATTR, {})
+    budget = spec.get("budget", {}).get("trials")
+    workers = spec.get("budget", {}).get("workers", 1)
+    metric = spec.get("objective", {}).get("metric", "value")
+    p = read_progress(study, budget=budget, workers=workers)
+    print(f"study {study.study_name!r} ({p.direction} {metric}) in {redact(url)}")
+    print(format_progress(p))
+    for t in p.finished[-10:]:
+        print("  " + describe_trial(t, metric))
+    if p.best is not None:
+        print(f"best trial {p.best.number}: {metric} = {p.best.value:.4f}")
+        for line in format_config(p.best.user_attrs.get("config", p.best.params)):
+            print(line)
+    return 0
+
+
+def _cmd_studies(args: argparse.Namespace) -> int:
+    import optuna
+
+    from storage import open_optuna_storage, resolve_storage_url
+
+    storage = open_optuna_storage(resolve_storage_url(args.storage))
+    for s in optuna.get_all_study_summaries(storage, include_best_trial=True):
+        best = f"best {s.best_trial.value:.4f}" if s.best_trial and s.best_trial.value is not None \
+            else "no completed trial"
+        print(f"{s.study_name}\t{s.n_trials} trials\t{best}")
+    return 0
+
+
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from storage import redact, resolve_storage_url, upgrade
+
+    url = resolve_storage_url(args.storage)
+    before, after = upgrade(url)
+    if before == after:
+        print(f"{redact(url)}: hpsearch tables already at revision {after}")
+    else:
+        print(f"{redact(url)}: hpsearch tables upgraded from {before or 'empty'} to {after}")
+    return 0
+
+
+def _cmd_db_current(args: argparse.Namespace) -> int:
+    from storage import current_revision, head_revision, redact, resolve_storage_url
+
+    url = resolve_storage_url(args.storage)
+    rev = current_revision(url)
+    print(f"{redact(url)}: revision {rev or 'none'} (head {head_revision()})")
+    return 0

@@ -1,0 +1,138 @@
+"""``hpsearch launch``: create or join a study, queue the baselines, run workers, report.
+
+Validation (spec, storage reachability, direction of an existing study) happens before any
+write, so a bad invocation leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search.errors import StudyError, WorkerError
+from search.executor import ExecutionReport, LocalExecutor
+from search.objective import BASELINE_ATTR, OVERRIDES_ATTR, Objective
+from search.progress import describe_trial, format_progress, read_progress
+from search.space import baseline_to_optuna_params
+from search.spec import StudySpec
+from search.worker import WORKER_ATTR, worker_identity
+from storage import open_optuna_storage, redact
+
+__all__ = ["SPEC_ATTR", "LaunchResult", "create_or_join", "launch"]
+
+log = logging.getLogger(__name__)
+
+SPEC_ATTR = "hps_spec"
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    study: optuna.Study
+    created: bool
+    execution: ExecutionReport
+    best: FrozenTrial | None
+    seconds: float
+
+
+def create_or_join(spec: StudySpec, storage: optuna.storages.BaseStorage
+                   ) -> tuple[optuna.Study, bool]:
+    """Load the study if it exists (its direction must match), else create it and queue the
+    spec's baselines as its first trials. Safe when several launchers race to create it."""
+    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage,
+                                                                        include_best_trial=False)}
+    if spec.name in existing:
+        return _join(spec, storage, existing[spec.name].direction), False
+    try:
+        study = optuna.create_study(study_name=spec.name, storage=storage,
+                                    direction=spec.direction)
+    except optuna.exceptions.DuplicatedStudyError:  # another launcher won the race
+        summary = next(s for s in optuna.get_all_study_summaries(storage, False)
+                       if s.study_name == spec.name)
+        return _join(spec, storage, summary.direction), False
+    study.set_user_attr(SPEC_ATTR, spec.to_dict())
+    for baseline in spec.baselines:
+        study.enqueue_trial(baseline_to_optuna_params(spec, baseline),
+                            user_attrs={BASELINE_ATTR: baseline.name,
+                                        OVERRIDES_ATTR: dict(baseline.config)})
+    return study, True
+
+
+def _join(spec: StudySpec, storage: optuna.storages.BaseStorage,
+          direction: optuna.study.StudyDirection) -> optuna.Study:
+    if direction.name.lower() != spec.direction:
+        raise StudyError(f"study {spec.name!r} exists with direction "
+                         f"{direction.name.lower()}, but the spec says {spec.direction}; use "
+                         f"another study name (--study-name) or direction: "
+                         f"{direction.name.lower()}")
+    study = optuna.load_study(study_name=spec.name, storage=storage)
+    stored = study.user_attrs.get(SPEC_ATTR)
+    if stored is not None and stored.get("space") != spec.to_dict()["space"]:
+        log.warning("joining study %r whose stored search space differs from this spec's",
+                    spec.name)
+    return study
+
+
+def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = log.info,
+           progress_every_s: float = 15.0) -> LaunchResult:
+    # Resolve one config up front: a bad dataset path or config fails here, not in N workers.
+    objective = Objective(spec)
+    objective.entry.check(objective.resolve({p.name: _any_value(p) for p in spec.space}, {}))
+    storage = open_optuna_storage(storage_url)
+    study, created = create_or_join(spec, storage)
+    emit(f"{'created' if created else 'joined'} study {spec.name!r} in {redact(storage_url)} "
+         f"({len(spec.baselines) if created else 0} baselines queued; budget {spec.n_trials} "
+         f"trials, {spec.workers} local workers)")
+    seen: set[int] = {t.number for t in study.get_trials(deepcopy=False)
+                      if t.state.is_finished()}
+    last_line = [0.0]
+
+    def on_tick() -> None:
+        p = read_progress(study, budget=spec.n_trials, workers=spec.workers)
+        new = [t for t in p.finished if t.number not in seen]
+        for t in sorted(new, key=lambda t: t.number):
+            seen.add(t.number)
+            emit(describe_trial(t, spec.metric))
+        now = time.monotonic()
+        if new or now - last_line[0] >= progress_every_s:
+            last_line[0] = now
+            emit(format_progress(p))
+
+    def on_worker_lost(pid: int, code: int) -> None:
+        _fail_trials_of(study, worker_identity(pid), f"worker process {pid} exited with code "
+                                                     f"{code} during the trial")
+
+    start = time.monotonic()
+    report = LocalExecutor(spec.workers).run(spec.to_dict(), storage_url, on_tick=on_tick,
+                                             on_worker_lost=on_worker_lost)
+    for line in report.lost:
+        emit(f"lost {line}; its running trial was marked FAIL")
+    p = read_progress(study, budget=spec.n_trials)
+    if report.errors and p.done < spec.n_trials:
+        raise WorkerError(report.errors[0])
+    return LaunchResult(study, created, report, p.best, time.monotonic() - start)
+
+
+def _fail_trials_of(study: optuna.Study, identity: str, reason: str) -> None:
+    storage = study._storage  # the public Study API cannot fail another process's trial
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get(WORKER_ATTR) == identity:
+            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+
+
+def _any_value(p: object) -> object:
+    from search.spec import ParamSpec
+
+    assert isinstance(p, ParamSpec)
+    if p.type == "categorical":
+        return p.choices[0]
+    if p.type == "milestones":
+        assert p.low is not None and p.high is not None
+        return [p.low + (p.high - p.low) * (i + 1) / (p.count + 1) for i in range(p.count)]
+    assert p.low is not None
+    return int(p.low) if p.type == "int" else p.low

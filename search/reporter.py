@@ -1,0 +1,30 @@
+"""TrialReporter: the trainer's Reporter, backed by an Optuna trial. The only place that
+knows the pruner exists; the objective, not this class, raises ``optuna.TrialPruned``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import optuna
+
+__all__ = ["TrialReporter"]
+
+
+class TrialReporter:
+    def __init__(self, trial: optuna.Trial, *, metric: str) -> None:
+        self._trial = trial
+        self._metric = metric
+        self.last_epoch = 0
+
+    def report(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        if self._metric not in metrics:
+            raise KeyError(f"the trainer reported {sorted(metrics)} but the spec prunes on "
+                           f"{self._metric!r}; set objective.report to one of those")
+        value = float(metrics[self._metric])
+        if math.isfinite(value):
+            self._trial.report(value, step=epoch)
+        self.last_epoch = epoch
+
+    def should_stop(self) -> bool:
+        return self._trial.should_prune()

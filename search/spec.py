@@ -1,0 +1,452 @@
+"""Study specs: a YAML file loaded into a frozen, validated ``StudySpec``.
+
+Layout of a spec file (see examples/round2.yaml):
+
+    name, trainer                      study name; trainer key (``cifar``)
+    objective: metric, direction, report
+                                       the trainer result key optimised, maximize/minimize, and
+                                       the per-epoch metric reported for pruning
+    success: target, max_train_val_gap the success criteria; the gap is a constraint the
+                                       sampler sees (infeasible trials are never "best")
+    budget: trials, workers            finished trials (COMPLETE + PRUNED) and parallel workers
+    config: {...}                      fixed trainer settings over the code defaults
+    space: {param: {type, ...}}        float/int (low, high, log, step), categorical (choices),
+                                       milestones (count, low, high: fractions of the epochs)
+    sampler: {name, seed, ...}, pruner: {name, ...}
+    baselines: [{name, params, config}] trials enqueued first with exact values; milestones in
+                                       epochs, other params in the space's units
+
+Every error names the file, the key path and the fix, in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from search.errors import SpecError
+
+__all__ = [
+    "BaselineSpec",
+    "ComponentSpec",
+    "ParamSpec",
+    "StudySpec",
+    "load_spec",
+    "parse_spec",
+]
+
+_PARAM_TYPES = ("float", "int", "categorical", "milestones")
+_DIRECTIONS = ("maximize", "minimize")
+_TOP_KEYS = ("name", "trainer", "objective", "success", "budget", "config", "space", "sampler",
+             "pruner", "baselines", "description")
+_SCALED_WITH_EPOCHS = ("patience",)
+_PRUNER_RESOURCE_KEYS = ("min_resource", "max_resource", "n_warmup_steps", "n_min_trials")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+    count: int = 0
+
+    def optuna_names(self) -> list[str]:
+        """Names of the Optuna parameters behind this one (milestones fan out)."""
+        if self.type == "milestones":
+            return [f"{self.name}_{i}" for i in range(1, self.count + 1)]
+        return [self.name]
+
+    def contains(self, value: Any) -> bool:
+        if self.type == "categorical":
+            return value in self.choices
+        assert self.low is not None and self.high is not None
+        return isinstance(value, int | float) and self.low <= value <= self.high
+
+    def describe(self) -> str:
+        if self.type == "categorical":
+            return f"one of {list(self.choices)}"
+        return f"in [{self.low}, {self.high}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        if self.type == "categorical":
+            out["choices"] = list(self.choices)
+            return out
+        out.update(low=self.low, high=self.high)
+        if self.type == "milestones":
+            out["count"] = self.count
+            return out
+        if self.log:
+            out["log"] = True
+        if self.step is not None:
+            out["step"] = self.step
+        return out
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """A sampler or pruner: its name and keyword options (pruners may nest a ``wrapped``)."""
+
+    name: str
+    options: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.options}
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    name: str
+    params: Mapping[str, Any]  # space parameters; milestones as epochs
+    config: Mapping[str, Any]  # fixed trainer settings that differ for this baseline
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "params": dict(self.params)}
+        if self.config:
+            out["config"] = dict(self.config)
+        return out
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    name: str
+    trainer: str
+    metric: str
+    direction: str
+    report_metric: str
+    target: float | None
+    max_train_val_gap: float | None
+    n_trials: int
+    workers: int
+    config: Mapping[str, Any]
+    space: tuple[ParamSpec, ...]
+    sampler: ComponentSpec
+    pruner: ComponentSpec
+    baselines: tuple[BaselineSpec, ...]
+    description: str = ""
+
+    def epochs(self) -> int:
+        """The epoch budget of a regular trial (spec config, else the trainer's code default)."""
+        if "epochs" in self.config:
+            return int(self.config["epochs"])
+        from search.trainer_registry import get_trainer
+
+        return int(get_trainer(self.trainer).build_config().epochs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical form: ``parse_spec(spec.to_dict()) == spec``."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "trainer": self.trainer,
+            "objective": {"metric": self.metric, "direction": self.direction,
+                          "report": self.report_metric},
+            "budget": {"trials": self.n_trials, "workers": self.workers},
+            "config": dict(self.config),
+            "space": {p.name: p.to_dict() for p in self.space},
+            "sampler": self.sampler.to_dict(),
+            "pruner": self.pruner.to_dict(),
+            "baselines": [b.to_dict() for b in self.baselines],
+        }
+        success = {k: v for k, v in (("target", self.target),
+                                     ("max_train_val_gap", self.max_train_val_gap))
+                   if v is not None}
+        if success:
+            out["success"] = success
+        if self.description:
+            out["description"] = self.description
+        return out
+
+    def with_overrides(self, *, name: str | None = None, trials: int | None = None,
+                       workers: int | None = None, epochs: int | None = None,
+                       config: Mapping[str, Any] | None = None) -> StudySpec:
+        """Command-line overrides. ``epochs`` shrinks or grows the whole study: the epoch
+        budget, patience, the baselines' own epoch settings and the pruner's resources scale
+        by the same factor (milestones are fractions and follow by themselves)."""
+        raw = self.to_dict()
+        if name is not None:
+            raw["name"] = name
+        if trials is not None:
+            raw["budget"]["trials"] = trials
+        if workers is not None:
+            raw["budget"]["workers"] = workers
+        if config:
+            raw["config"].update(config)
+        if epochs is not None:
+            if epochs < 1:
+                raise SpecError(f"--epochs must be >= 1, got {epochs}")
+            factor = epochs / self.epochs()
+            raw["config"]["epochs"] = epochs
+            for key in _SCALED_WITH_EPOCHS:
+                if key in raw["config"]:
+                    raw["config"][key] = _scale(raw["config"][key], factor)
+            for baseline, parsed in zip(raw["baselines"], self.baselines, strict=True):
+                bcfg = baseline.get("config", {})
+                # Milestones stay the same fractions of the baseline's (rescaled) budget.
+                own_epochs = self.baseline_epochs(parsed)
+                for p in self.space:
+                    if p.type == "milestones":
+                        baseline["params"][p.name] = [
+                            m / own_epochs if isinstance(m, int) else m
+                            for m in baseline["params"][p.name]]
+                for key in ("epochs", *_SCALED_WITH_EPOCHS):
+                    if key in bcfg:
+                        bcfg[key] = _scale(bcfg[key], factor)
+            _scale_pruner(raw["pruner"], factor)
+        return parse_spec(raw, source="overrides")
+
+    def baseline_epochs(self, baseline: BaselineSpec) -> int:
+        return int(baseline.config.get("epochs", self.epochs()))
+
+
+def _scale(value: Any, factor: float) -> int:
+    return max(1, round(float(value) * factor))
+
+
+def _scale_pruner(pruner: dict[str, Any], factor: float) -> None:
+    for key in _PRUNER_RESOURCE_KEYS:
+        if isinstance(pruner.get(key), int | float) and key != "n_min_trials":
+            pruner[key] = _scale(pruner[key], factor)
+    if isinstance(pruner.get("wrapped"), dict):
+        _scale_pruner(pruner["wrapped"], factor)
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(f"spec file {str(path)!r} does not exist; pass the path of a study "
+                        "spec such as examples/quickstart.yaml") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {str(path)!r}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{path}: malformed YAML{where}: {problem}; fix the syntax there"
+                        ) from None
+    return parse_spec(raw, source=str(path))
+
+
+def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
+    p = _Parser(source)
+    top = p.mapping(raw, "", _TOP_KEYS, required=("name", "trainer", "space"))
+    name = p.string(top["name"], "name")
+    trainer = p.string(top["trainer"], "trainer")
+
+    from search.trainer_registry import get_trainer
+
+    try:
+        entry = get_trainer(trainer)
+    except SpecError as exc:
+        raise SpecError(f"{source}: trainer: {exc}") from None
+
+    obj = p.mapping(top.get("objective", {}), "objective", ("metric", "direction", "report"))
+    direction = obj.get("direction", "maximize")
+    if direction not in _DIRECTIONS:
+        p.fail("objective.direction", f"unknown direction {direction!r}; expected one of "
+                                      f"{list(_DIRECTIONS)}")
+    success = p.mapping(top.get("success", {}), "success", ("target", "max_train_val_gap"))
+    target = p.number(success["target"], "success.target") if "target" in success else None
+    gap = None
+    if "max_train_val_gap" in success:
+        gap = p.number(success["max_train_val_gap"], "success.max_train_val_gap")
+        if not 0 < gap <= 1:
+            p.fail("success.max_train_val_gap", f"{gap} is not a fraction in (0, 1]; write "
+                                                "8 points as 0.08")
+    budget = p.mapping(top.get("budget", {}), "budget", ("trials", "workers"))
+    n_trials = p.integer(budget.get("trials", 20), "budget.trials", minimum=1)
+    workers = p.integer(budget.get("workers", 1), "budget.workers", minimum=1)
+
+    config = dict(p.mapping(top.get("config", {}), "config", None))
+    _check_config(p, entry, "config", config)
+    space = tuple(_param(p, pname, pval, entry.field_names())
+                  for pname, pval in p.mapping(top["space"], "space", None).items())
+    if not space:
+        p.fail("space", "the search space is empty; give at least one parameter")
+
+    from search.samplers import PRUNER_NAMES, SAMPLER_NAMES, build_pruner, build_sampler
+
+    sampler = _component(p, top.get("sampler", {"name": "tpe"}), "sampler", SAMPLER_NAMES)
+    pruner = _component(p, top.get("pruner", {"name": "none"}), "pruner", PRUNER_NAMES)
+    try:
+        build_sampler(sampler)
+        build_pruner(pruner)
+    except SpecError as exc:
+        raise SpecError(f"{source}: {exc}") from None
+
+    spec = StudySpec(
+        name=name, trainer=trainer, metric=obj.get("metric", "best_val_acc"),
+        direction=direction, report_metric=obj.get("report", "val_acc"), target=target,
+        max_train_val_gap=gap, n_trials=n_trials, workers=workers, config=config, space=space,
+        sampler=sampler, pruner=pruner, baselines=(),
+        description=str(top.get("description", "")),
+    )
+    baselines = tuple(_baseline(p, i, b, spec, entry)
+                      for i, b in enumerate(p.sequence(top.get("baselines", []), "baselines")))
+    if len({b.name for b in baselines}) != len(baselines):
+        p.fail("baselines", "two baselines share a name; give each a distinct name")
+    if len(baselines) > n_trials:
+        p.fail("budget.trials", f"{n_trials} trials cannot hold the {len(baselines)} baselines; "
+                                f"use at least {len(baselines)} trials")
+    # Milestone fractions are turned into epochs by the objective; check the round trip now.
+    spec = dataclasses.replace(spec, baselines=baselines)
+    for b in baselines:
+        from search.space import baseline_to_optuna_params
+
+        baseline_to_optuna_params(spec, b)
+    return spec
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, message: str) -> None:
+        prefix = f"{self.source}: {where}: " if where else f"{self.source}: "
+        raise SpecError(prefix + message)
+
+    def mapping(self, value: Any, where: str, allowed: Sequence[str] | None,
+                required: Sequence[str] = ()) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(where or "top level", f"expected a mapping, got {type(value).__name__} "
+                                            f"{value!r}")
+        for key in value:
+            if not isinstance(key, str):
+                self.fail(where, f"key {key!r} is not a string")
+        if allowed is not None:
+            unknown = sorted(set(value) - set(allowed))
+            if unknown:
+                self.fail(where or "top level", f"unknown key {unknown[0]!r}; expected one of "
+                                                f"{sorted(allowed)}")
+        for key in required:
+            if key not in value:
+                self.fail(where or "top level", f"missing required key {key!r}")
+        return value
+
+    def sequence(self, value: Any, where: str) -> list[Any]:
+        if not isinstance(value, list):
+            self.fail(where, f"expected a list, got {type(value).__name__} {value!r}")
+        return value
+
+    def string(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.fail(where, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def number(self, value: Any, where: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(where, f"expected a number, got {value!r} (write 1e-4 as 1.0e-4 in YAML)")
+        if not math.isfinite(value):
+            self.fail(where, f"expected a finite number, got {value!r}")
+        return float(value)
+
+    def integer(self, value: Any, where: str, *, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(where, f"expected an integer, got {value!r}")
+        if value < minimum:
+            self.fail(where, f"{value} is below the minimum {minimum}")
+        return int(value)
+
+
+def _check_config(p: _Parser, entry: Any, where: str, config: Mapping[str, Any]) -> None:
+    unknown = sorted(set(config) - entry.field_names())
+    if unknown:
+        p.fail(f"{where}.{unknown[0]}", f"unknown {entry.name} config key; valid keys: "
+                                        f"{sorted(entry.field_names())}")
+    try:
+        entry.build_config(config)
+    except SpecError as exc:
+        p.fail(where, str(exc))
+
+
+def _param(p: _Parser, name: str, raw: Any, fields: set[str]) -> ParamSpec:
+    where = f"space.{name}"
+    if name not in fields:
+        p.fail(where, f"{name!r} is not a trainer config key; valid keys: {sorted(fields)}")
+    body = p.mapping(raw, where, ("type", "low", "high", "log", "step", "choices", "count"),
+                     required=("type",))
+    ptype = body["type"]
+    if ptype not in _PARAM_TYPES:
+        p.fail(f"{where}.type", f"unknown type {ptype!r}; expected one of {list(_PARAM_TYPES)}")
+    if ptype == "categorical":
+        choices = p.sequence(body.get("choices"), f"{where}.choices")
+        if not choices:
+            p.fail(f"{where}.choices", "empty choices; list at least one value")
+        if len(set(map(repr, choices))) != len(choices):
+            p.fail(f"{where}.choices", f"duplicate values in {choices}; list each value once")
+        extra = sorted(set(body) - {"type", "choices"})
+        if extra:
+            p.fail(where, f"key {extra[0]!r} does not apply to a categorical parameter")
+        return ParamSpec(name, ptype, choices=tuple(choices))
+    if name == "milestones" and ptype != "milestones":
+        p.fail(f"{where}.type", "milestones are searched as type 'milestones' (count, low, high)")
+    for key in ("low", "high"):
+        if key not in body:
+            p.fail(where, f"missing {key!r}; a {ptype} parameter needs low and high")
+    low = p.number(body["low"], f"{where}.low")
+    high = p.number(body["high"], f"{where}.high")
+    if not low < high:
+        p.fail(where, f"empty or inverted range: low {low} >= high {high}; give low < high")
+    log = bool(body.get("log", False))
+    if log and low <= 0:
+        p.fail(f"{where}.low", f"a log-scale range needs low > 0, got {low}")
+    step = p.number(body["step"], f"{where}.step") if "step" in body else None
+    if step is not None and log:
+        p.fail(where, "step and log cannot be combined (Optuna samples one or the other)")
+    if ptype == "milestones":
+        count = p.integer(body.get("count", 3), f"{where}.count", minimum=1)
+        if not 0 < low < high < 1:
+            p.fail(where, f"milestones are fractions of the epoch budget: need 0 < low < high "
+                          f"< 1, got low {low}, high {high}")
+        if log or step is not None:
+            p.fail(where, "milestones take count, low and high only")
+        return ParamSpec(name, ptype, low=low, high=high, count=count)
+    if "count" in body:
+        p.fail(f"{where}.count", "count applies to milestones only")
+    if ptype == "int" and not (low.is_integer() and high.is_integer()):
+        p.fail(where, f"an int parameter needs integer bounds, got {low} and {high}")
+    return ParamSpec(name, ptype, low=low, high=high, log=log, step=step)
+
+
+def _component(p: _Parser, raw: Any, where: str, names: Sequence[str]) -> ComponentSpec:
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    body = dict(p.mapping(raw, where, None, required=("name",)))
+    name = body.pop("name")
+    if name not in names:
+        p.fail(f"{where}.name", f"unknown {where} {name!r}; expected one of {list(names)}")
+    if "wrapped" in body:
+        body["wrapped"] = _component(p, body["wrapped"], f"{where}.wrapped", names).to_dict()
+    return ComponentSpec(name, body)
+
+
+def _baseline(p: _Parser, index: int, raw: Any, spec: StudySpec, entry: Any) -> BaselineSpec:
+    where = f"baselines[{index}]"
+    body = p.mapping(raw, where, ("name", "params", "config"), required=("name", "params"))
+    name = p.string(body["name"], f"{where}.name")
+    params = p.mapping(body["params"], f"{where}.params", None)
+    space_names = [ps.name for ps in spec.space]
+    missing = [n for n in space_names if n not in params]
+    extra = [n for n in params if n not in space_names]
+    if missing or extra:
+        p.fail(f"{where}.params", f"must set exactly the space's parameters {space_names}; "
+                                  f"missing {missing}, not in the space {extra}")
+    config = dict(p.mapping(body.get("config", {}), f"{where}.config", None))
+    _check_config(p, entry, f"{where}.config", {**spec.config, **config})
+    overlap = sorted(set(config) & set(space_names))
+    if overlap:
+        p.fail(f"{where}.config", f"{overlap} are search parameters; set them under params")
+    return BaselineSpec(name, dict(params), config)

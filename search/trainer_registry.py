@@ -1,0 +1,65 @@
+"""The trainers a study spec can name, and how the search side builds their configs."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from search.errors import SpecError
+
+__all__ = ["TrainerEntry", "get_trainer", "trainer_names"]
+
+
+@dataclass(frozen=True)
+class TrainerEntry:
+    name: str
+    config_cls: type
+    train: Callable[..., dict[str, Any]]
+    preflight: Callable[[Any], None]
+
+    def field_names(self) -> set[str]:
+        return {f.name for f in dataclasses.fields(self.config_cls)}
+
+    def build_config(self, *layers: Mapping[str, Any]) -> Any:
+        """Code defaults, then each layer in order; an unknown key or bad value raises SpecError."""
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            merged.update(layer)
+        unknown = sorted(set(merged) - self.field_names())
+        if unknown:
+            raise SpecError(f"unknown {self.name} config key(s) {unknown}; valid keys: "
+                            f"{sorted(self.field_names())}")
+        if "milestones" in merged:
+            merged["milestones"] = tuple(merged["milestones"])
+        try:
+            return self.config_cls(**merged)
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"invalid {self.name} config: {exc}") from None
+
+    def check(self, cfg: Any) -> None:
+        try:
+            self.preflight(cfg)
+        except ValueError as exc:
+            raise SpecError(f"config: {exc}") from None
+
+
+def _cifar() -> TrainerEntry:
+    from trainers.cifar import CifarConfig, preflight, train
+
+    return TrainerEntry("cifar", CifarConfig, train, preflight)
+
+
+_TRAINERS: dict[str, Callable[[], TrainerEntry]] = {"cifar": _cifar}
+
+
+def trainer_names() -> list[str]:
+    return sorted(_TRAINERS)
+
+
+def get_trainer(name: str) -> TrainerEntry:
+    try:
+        return _TRAINERS[name]()
+    except KeyError:
+        raise SpecError(f"unknown trainer {name!r}; expected one of {trainer_names()}") from None

@@ -1,0 +1,92 @@
+"""Which database a command talks to: one URL, resolved the same way everywhere.
+
+Order: an explicit ``--storage`` value, else ``HPSEARCH_STORAGE``, else ``sqlite:///hpsearch.db``
+(a file in the working directory).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import sqlalchemy
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from storage.errors import StorageError
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "ENV_VAR",
+    "check_reachable",
+    "parse_url",
+    "redact",
+    "resolve_storage_url",
+    "sqlite_path",
+]
+
+ENV_VAR = "HPSEARCH_STORAGE"
+DEFAULT_STORAGE = "sqlite:///hpsearch.db"
+_SUPPORTED = ("sqlite", "postgresql", "mysql")
+
+
+def resolve_storage_url(explicit: str | None = None,
+                        environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    url = explicit or env.get(ENV_VAR) or DEFAULT_STORAGE
+    parse_url(url)
+    return url
+
+
+def parse_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError(f"storage URL {url!r} is not a database URL; use e.g. "
+                           "sqlite:///hpsearch.db or postgresql+psycopg2://user@host:5432/db"
+                           ) from None
+    if parsed.get_backend_name() not in _SUPPORTED:
+        raise StorageError(f"storage URL {redact(url)!r} names backend "
+                           f"{parsed.get_backend_name()!r}; supported: {list(_SUPPORTED)}")
+    return parsed
+
+
+def redact(url: str) -> str:
+    """The URL with any password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of an SQLite URL; None for other backends and in-memory SQLite."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser().resolve()
+
+
+def check_reachable(url: str, *, timeout_s: int = 5) -> None:
+    """Open one connection, or raise StorageError naming the URL and what to do."""
+    parsed = parse_url(url)
+    connect_args: dict[str, object] = {}
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        connect_args["connect_timeout"] = timeout_s
+    elif backend == "sqlite":
+        path = sqlite_path(url)
+        if path is not None and not path.parent.is_dir():
+            raise StorageError(f"storage URL {url!r}: directory {str(path.parent)!r} does not "
+                               "exist; create it or point --storage elsewhere")
+    engine = sqlalchemy.create_engine(url, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+    except Exception as exc:  # driver errors differ per backend; all mean "cannot use it"
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+        raise StorageError(f"cannot reach storage {redact(url)!r}: {reason}; check that the "
+                           f"server runs and the URL is right (--storage or {ENV_VAR})") from exc
+    finally:
+        engine.dispose()
