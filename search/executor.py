@@ -32,7 +32,7 @@ class ExecutionReport:
 
 
 def _process_main(spec_dict: Mapping[str, Any], storage_url: str, index: int, threads: int,
-                  results: mp.Queue) -> None:  # type: ignore[type-arg]
+                  results: mp.Queue) -> None:
     from search.errors import HpsearchError
     from search.worker import run_worker
     from storage import StorageError
@@ -62,7 +62,7 @@ class LocalExecutor:
             on_worker_lost: Callable[[int, int], None] = lambda pid, code: None,
             tick_s: float = 1.0) -> ExecutionReport:
         ctx = mp.get_context("spawn")
-        results: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+        results: mp.Queue = ctx.Queue()
         procs: dict[int, Any] = {}
 
         def start(index: int) -> None:

@@ -49,7 +49,7 @@ def create_or_join(spec: StudySpec, storage: optuna.storages.BaseStorage
         return _join(spec, storage, existing[spec.name].direction), False
     try:
         study = optuna.create_study(study_name=spec.name, storage=storage,
-                                    direction=spec.direction)
+                                    direction=optuna.study.StudyDirection[spec.direction.upper()])
     except optuna.exceptions.DuplicatedStudyError:  # another launcher won the race
         summary = next(s for s in optuna.get_all_study_summaries(storage, False)
                        if s.study_name == spec.name)

@@ -1,4 +1,5 @@
-"""hpsearch's own tables. Optuna owns its tables; ours are prefixed ``hps_`` and migrated by Alembic.
+"""hpsearch's own tables. Optuna owns its tables; ours are prefixed ``hps_`` and migrated by
+Alembic.
 
 Tuned defaults are append-only: a promotion inserts a row and moves the ``is_current`` flag; a
 partial unique index allows one current row per (trainer, model, optimizer, dataset).

@@ -80,12 +80,14 @@ def check_reachable(url: str, *, timeout_s: int = 5) -> None:
         if path is not None and not path.parent.is_dir():
             raise StorageError(f"storage URL {url!r}: directory {str(path.parent)!r} does not "
                                "exist; create it or point --storage elsewhere")
-    engine = sqlalchemy.create_engine(url, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
+    engine = sqlalchemy.create_engine(url, connect_args=connect_args,
+                                      poolclass=sqlalchemy.pool.NullPool)
     try:
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT 1"))
     except Exception as exc:  # driver errors differ per backend; all mean "cannot use it"
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+        text = str(getattr(exc, "orig", None) or exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
         raise StorageError(f"cannot reach storage {redact(url)!r}: {reason}; check that the "
                            f"server runs and the URL is right (--storage or {ENV_VAR})") from exc
     finally:

@@ -18,19 +18,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import logging
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.data import ImageData, load_image_folder, random_crop_flip, stratified_split
-from trainers.data import synthetic_cifar
+from trainers.data import (
+    ImageData,
+    load_image_folder,
+    random_crop_flip,
+    stratified_split,
+    synthetic_cifar,
+)
 from trainers.early_stopping import EarlyStopping
 from trainers.reporter import NullReporter, Reporter
 from trainers.resnet import resnet18_cifar
@@ -60,6 +67,7 @@ class CifarConfig:
     # data: "synthetic", or a path to an image-folder directory or .tar/.tar.gz of one
     dataset: str = "synthetic"
     synthetic_size: int = 50_000
+    synthetic_noise: float = 3.0  # per-pixel noise of the synthetic set (lower is easier)
     val_size: int = 5_000
     train_limit: int | None = None  # use only the first N training images (quick runs)
     cache_dir: str = "~/.cache/hpsearch/data"
@@ -93,13 +101,15 @@ class CifarConfig:
                   "num_classes", "synthetic_size", "val_size")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if self.synthetic_noise < 0:
+            raise ValueError(f"synthetic_noise must be >= 0, got {self.synthetic_noise}")
         if self.weight_decay < 0 or self.min_delta < 0 or self.momentum < 0:
             raise ValueError("weight_decay, min_delta and momentum must be >= 0, got "
                              f"{self.weight_decay}, {self.min_delta}, {self.momentum}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         ms = tuple(int(m) for m in self.milestones)
-        if any(b <= a for a, b in zip(ms, ms[1:])) or any(m < 1 for m in ms):
+        if any(b <= a for a, b in itertools.pairwise(ms)) or any(m < 1 for m in ms):
             raise ValueError(f"milestones must be strictly increasing positive epochs, got "
                              f"{list(self.milestones)}")
         object.__setattr__(self, "milestones", ms)
@@ -214,7 +224,7 @@ def _device(name: str) -> torch.device:
 def _load_splits(cfg: CifarConfig) -> tuple[ImageData, ImageData]:
     if cfg.dataset == "synthetic":
         data = synthetic_cifar(cfg.synthetic_size + cfg.val_size, seed=cfg.seed,
-                               num_classes=cfg.num_classes)
+                               num_classes=cfg.num_classes, noise=cfg.synthetic_noise)
     else:
         data = load_image_folder(cfg.dataset, cache_dir=Path(cfg.cache_dir).expanduser())
         if len(data.classes) != cfg.num_classes:
@@ -313,10 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(default),
                                 default=default)
-    args = vars(parser.parse_args(argv))
+    args: dict[str, Any] = vars(parser.parse_args(argv))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        cfg = CifarConfig(**{k: (tuple(v) if k == "milestones" else v) for k, v in args.items()})
+        args["milestones"] = tuple(args["milestones"])
+        cfg = CifarConfig(**args)
         result = train(cfg)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}")

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pytest
+
+from search.objective import Objective
+from search.space import baseline_to_optuna_params, milestone_epochs, suggest, to_config_changes
+from search.spec import parse_spec
+
+
+def test_milestone_fractions_become_sorted_distinct_epochs() -> None:
+    assert milestone_epochs([0.8, 0.3, 0.6], 200) == (60, 120, 160)
+    assert milestone_epochs([0.5, 0.51], 4) == (2,)  # duplicates merge
+    assert milestone_epochs([0.01], 10) == (1,)
+
+
+def test_suggestions_cover_the_space_and_resolve_to_a_trainer_config(
+        tiny_spec: dict[str, Any]) -> None:
+    spec = parse_spec(tiny_spec)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    trial = study.ask()
+    params = suggest(trial, spec.space)
+    assert set(trial.params) == {"lr", "gamma", "weight_decay", "batch_size", "milestones_1",
+                                 "milestones_2"}
+    assert params["milestones"] == sorted(params["milestones"])
+    cfg = Objective(spec).resolve(params, {})
+    assert cfg.lr == params["lr"] and cfg.batch_size in (32, 64)
+    assert cfg.milestones == to_config_changes(spec.space, params, 4)["milestones"]
+    assert cfg.epochs == 4 and cfg.width == 0.0625  # spec config over code defaults
+
+
+def test_baseline_overrides_apply_between_spec_config_and_params(
+        tiny_spec: dict[str, Any]) -> None:
+    spec = parse_spec(tiny_spec)
+    slow = spec.baselines[0]
+    optuna_params = baseline_to_optuna_params(spec, slow)
+    study = optuna.create_study()
+    study.enqueue_trial(optuna_params)
+    trial = study.ask()
+    params = suggest(trial, spec.space)
+    cfg = Objective(spec).resolve(params, dict(slow.config))
+    assert cfg.epochs == 5 and cfg.patience == 4 and cfg.min_delta == 0.001
+    assert cfg.milestones == (2, 3) and cfg.lr == pytest.approx(0.001)

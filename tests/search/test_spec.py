@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from search.errors import SpecError
+from search.space import baseline_to_optuna_params
+from search.spec import load_spec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_round2_example_encodes_the_analysis() -> None:
+    spec = load_spec(ROOT / "examples" / "round2.yaml")
+    space = {p.name: p for p in spec.space}
+    assert (space["lr"].low, space["lr"].high, space["lr"].log) == (0.005, 0.2, True)
+    assert space["lr"].contains(0.05)
+    assert (space["gamma"].low, space["gamma"].high) == (0.1, 0.5)
+    assert (space["weight_decay"].low, space["weight_decay"].high) == (1e-5, 1e-3)
+    assert space["weight_decay"].log
+    assert space["batch_size"].choices == (64, 96, 128, 256)
+    assert space["milestones"].type == "milestones" and space["milestones"].count == 3
+    assert spec.config["epochs"] == 250 and spec.config["patience"] == 35
+    assert spec.config["min_delta"] == 0.0005
+    assert spec.target == 0.88 and spec.max_train_val_gap == 0.08
+    round1, round2 = spec.baselines
+    assert (round1.name, round2.name) == ("round1", "round2")
+    assert round1.params == {"lr": 0.01, "gamma": 0.1, "weight_decay": 1e-4, "batch_size": 128,
+                             "milestones": [60, 120, 160]}
+    assert round1.config == {"epochs": 200, "patience": 30, "min_delta": 0.001}
+    assert round2.params == {"lr": 0.05, "gamma": 0.2, "weight_decay": 5e-4, "batch_size": 96,
+                             "milestones": [60, 120, 160]}
+    assert spec.baseline_epochs(round2) == 250
+    assert baseline_to_optuna_params(spec, round1)["milestones_1"] == pytest.approx(0.3)
+    assert baseline_to_optuna_params(spec, round2)["milestones_3"] == pytest.approx(0.64)
+
+
+def test_canonical_form_round_trips(tiny_spec: dict[str, Any]) -> None:
+    spec = parse_spec(tiny_spec)
+    assert parse_spec(spec.to_dict()) == spec
+
+
+def test_epochs_override_rescales_the_whole_study() -> None:
+    spec = load_spec(ROOT / "examples" / "round2.yaml").with_overrides(epochs=25)
+    assert spec.config["epochs"] == 25 and spec.config["patience"] == 4  # 35 * 25/250
+    round1 = spec.baselines[0]
+    assert round1.config["epochs"] == 20 and round1.config["patience"] == 3
+    # milestones keep their fractions: 60/200 of round 1's budget
+    assert baseline_to_optuna_params(spec, round1)["milestones_1"] == pytest.approx(0.3)
+    assert spec.pruner.options["min_resource"] == 1
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+def _mutated(tiny: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]:
+    spec = copy.deepcopy(tiny)
+    node = spec
+    for key in path[:-1]:
+        node = node[key]
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return spec
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (["lr_typo"], 1, r"unknown key 'lr_typo'"),
+    (["space", "lr", "low"], 2.0, r"space\.lr: empty or inverted range: low 2\.0 >= high 1\.0"),
+    (["space", "gamma", "high"], 0.1, r"space\.gamma: empty or inverted range"),
+    (["space", "batch_size", "choices"], [], r"space\.batch_size\.choices: empty choices"),
+    (["space", "lr", "kind"], "x", r"space\.lr: unknown key 'kind'"),
+    (["space", "learning_rate"], {"type": "float", "low": 0.1, "high": 1.0},
+     r"space\.learning_rate: 'learning_rate' is not a trainer config key"),
+    (["space", "lr", "low"], "0.1", r"space\.lr\.low: expected a number, got '0\.1'"),
+    (["space", "weight_decay", "low"], 0.0, r"log-scale range needs low > 0"),
+    (["sampler", "name"], "tpe2", r"sampler\.name: unknown sampler 'tpe2'; expected one of"),
+    (["pruner", "name"], "hyperbandd", r"unknown pruner 'hyperbandd'"),
+    (["pruner", "warmup"], 3, r"unknown option 'warmup' for pruner 'median'"),
+    (["objective", "direction"], "up", r"unknown direction 'up'"),
+    (["config", "optimizer"], "adamw2", r"unknown optimizer 'adamw2'"),
+    (["config", "epochz"], 3, r"config\.epochz: unknown cifar config key"),
+    (["budget", "trials"], 1, r"1 trials cannot hold the 2 baselines"),
+    (["baselines", 0, "params", "lr"], 5.0, r"baselines\.slow\.params\.lr: 5\.0 is outside"),
+    (["baselines", 0, "params", "gamma"], _DELETE, r"missing \['gamma'\]"),
+    (["success", "max_train_val_gap"], 8, r"write 8 points as 0\.08"),
+    (["trainer"], "keras", r"unknown trainer 'keras'"),
+])
+def test_bad_specs_name_the_value_and_the_fix(tiny_spec: dict[str, Any], path: list[Any],
+                                              value: Any, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_spec(_mutated(tiny_spec, path, value))
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "name: x\ntrainer: cifar\nspace: {lr: [1, 2\n")
+    with pytest.raises(SpecError, match=r"spec\.yaml: malformed YAML at line \d+"):
+        load_spec(path)
+
+
+def test_missing_file_says_what_to_pass(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="does not exist"):
+        load_spec(tmp_path / "nope.yaml")
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="expected a mapping"):
+        load_spec(_write(tmp_path, yaml.safe_dump([1, 2])))

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+
+from trainers.cifar import CifarConfig, StopReason, train
+from trainers.reporter import RecordingReporter
+
+TINY = CifarConfig(synthetic_size=400, val_size=100, width=0.0625, batch_size=32, epochs=4,
+                   milestones=(2, 3), gamma=0.1, lr=0.2, optimizer="sgd", patience=10,
+                   eval_batch_size=256)
+
+
+def test_reports_once_per_epoch_with_every_metric() -> None:
+    reporter = RecordingReporter()
+    result = train(TINY, reporter)
+    assert [epoch for epoch, _ in reporter.history] == [1, 2, 3, 4]
+    metrics = reporter.history[0][1]
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "train_val_gap", "lr",
+                "grad_norm", "epoch_seconds", "images_per_second"):
+        assert key in metrics
+    assert result["stop_reason"] == StopReason.COMPLETED and result["epochs_run"] == 4
+    assert result["best_val_acc"] == max(m["val_acc"] for _, m in reporter.history)
+
+
+def test_multistep_schedule_decays_at_milestones() -> None:
+    reporter = RecordingReporter()
+    train(TINY, reporter)
+    lrs = [m["lr"] for _, m in reporter.history]
+    assert lrs == pytest.approx([0.2, 0.2, 0.02, 0.002])
+
+
+def test_learns_the_synthetic_task_and_lr_matters() -> None:
+    cfg = TINY.replace(synthetic_size=1000, val_size=200, width=0.125, epochs=5, lr=0.3,
+                       milestones=(4,))
+    good = train(cfg)
+    tiny_lr = train(cfg.replace(lr=1e-4))
+    assert good["best_val_acc"] > 0.5  # chance is 0.1
+    assert tiny_lr["best_val_acc"] < good["best_val_acc"] - 0.2
+
+
+def test_same_seed_same_result() -> None:
+    a, b = train(TINY.replace(epochs=2)), train(TINY.replace(epochs=2))
+    assert a["best_val_acc"] == b["best_val_acc"] and a["last_train_loss"] == b["last_train_loss"]
+
+
+def test_stops_when_the_reporter_asks_and_says_pruned() -> None:
+    result = train(TINY, RecordingReporter(stop_after_epoch=2))
+    assert result["stop_reason"] == StopReason.PRUNED and result["epochs_run"] == 2
+
+
+def test_early_stopping_stops_and_says_so() -> None:
+    # min_delta 1.0 can never be beaten: patience 2 ends the run after epoch 3.
+    result = train(TINY.replace(patience=2, min_delta=1.0, epochs=10, milestones=(8,)))
+    assert result["stop_reason"] == StopReason.EARLY_STOPPED and result["epochs_run"] == 3
+
+
+def test_divergence_is_reported_not_raised_and_not_scored() -> None:
+    reporter = RecordingReporter()
+    result = train(TINY.replace(lr=1e12, epochs=3, milestones=(2,)), reporter)
+    assert result["stop_reason"] == StopReason.DIVERGED
+    assert result["diverged_epoch"] == 1 and result["epochs_run"] == 0
+    assert reporter.history == []
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"optimizer": "adamw2"}, "unknown optimizer 'adamw2'"),
+    ({"milestones": (5, 3)}, "strictly increasing"),
+    ({"gamma": 1.5}, "gamma"),
+    ({"lr": -1.0}, "lr must be > 0"),
+])
+def test_bad_config_values_are_named(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TINY.replace(**changes)
+
+
+def test_unknown_config_key_fails_loudly() -> None:
+    with pytest.raises(ValueError, match=r"unknown CIFAR config key\(s\) \['learning_rate'\]"):
+        TINY.replace(learning_rate=0.1)
+
+
+def test_standalone_cli_trains_and_prints_metrics(capsys: pytest.CaptureFixture[str]) -> None:
+    from trainers.cifar import main
+
+    code = main(["--synthetic-size", "200", "--val-size", "50", "--width", "0.0625",
+                 "--epochs", "1", "--milestones", "1", "--batch-size", "50"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "stop_reason: completed" in out and "best_val_acc:" in out
