@@ -45,22 +45,30 @@ def _assert_study(spec_dict: dict[str, Any], url: str, out: str) -> list[optuna.
         assert t.intermediate_values and min(t.intermediate_values) == 1
         assert t.user_attrs["config"]["lr"] == pytest.approx(t.params["lr"])
         assert t.user_attrs["worker"]
+        if t.state == TrialState.COMPLETE:  # the gap is a constraint the sampler sees
+            gap = t.user_attrs["best_train_val_gap"] - spec.max_train_val_gap
+            assert t.constraints == {"train_val_gap": pytest.approx(gap)}
+            assert t.value == t.user_attrs["best_val_acc"]
+    # a pruned trial really was cut short
+    assert trials[0].state == TrialState.PRUNED and max(trials[0].intermediate_values) == 3
+    assert trials[1].state == TrialState.COMPLETE
     assert f"study '{spec.name}' is stored in" in out
     assert "best configuration:" in out
     assert " done (" in out  # progress lines
     return trials
 
 
+# A threshold pruner makes pruning certain: at lr 0.001 the "slow" baseline is still at
+# chance (0.1) after 3 epochs, while the "fast" one (lr 0.5) is near 0.4.
+CERTAIN_PRUNING = {"name": "threshold", "lower": 0.2, "n_warmup_steps": 3}
+
+
 def test_study_on_sqlite_with_two_workers_prunes_and_reports_a_winner(
         tiny_spec: dict[str, Any], sqlite_url: str, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    # A threshold pruner makes pruning certain: at lr 0.001 the "slow" baseline is still at
-    # chance (0.1) after 3 epochs, while lr 0.5 is near 0.4.
-    tiny_spec["pruner"] = {"name": "threshold", "lower": 0.2, "n_warmup_steps": 3}
+    tiny_spec["pruner"] = CERTAIN_PRUNING
     out = _run_study(tiny_spec, sqlite_url, tmp_path, capsys)
     trials = _assert_study(tiny_spec, sqlite_url, out)
-    assert trials[0].state == TrialState.PRUNED and max(trials[0].intermediate_values) == 3
-    assert trials[1].state == TrialState.COMPLETE
     workers = {t.user_attrs["worker"] for t in trials}
     assert len(workers) == 2, "both workers should have run trials"
     completed = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -69,10 +77,10 @@ def test_study_on_sqlite_with_two_workers_prunes_and_reports_a_winner(
 
 
 @pytest.mark.postgres
-def test_study_on_postgresql_with_hyperband(tiny_spec: dict[str, Any], pg_url: str,
-                                            tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
-    tiny_spec["pruner"] = {"name": "hyperband", "min_resource": 1, "reduction_factor": 2}
+def test_study_on_postgresql_with_two_workers(tiny_spec: dict[str, Any], pg_url: str,
+                                             tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    tiny_spec["pruner"] = CERTAIN_PRUNING
     tiny_spec["budget"]["trials"] = 7
     out = _run_study(tiny_spec, pg_url, tmp_path, capsys)
     _assert_study(tiny_spec, pg_url, out)
@@ -82,6 +90,7 @@ def test_joining_a_finished_study_runs_nothing_more_and_keeps_its_trials(
         tiny_spec: dict[str, Any], sqlite_url: str, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     tiny_spec["budget"] = {"trials": 2, "workers": 1}
+    tiny_spec["pruner"] = CERTAIN_PRUNING
     _run_study(tiny_spec, sqlite_url, tmp_path, capsys)
     out = _run_study(tiny_spec, sqlite_url, tmp_path, capsys)
     assert "joined study" in out and "0 trials run by this launcher" in out
