@@ -18,7 +18,7 @@ from search.errors import StudyError, WorkerError
 from search.executor import ExecutionReport, LocalExecutor
 from search.objective import BASELINE_ATTR, OVERRIDES_ATTR, Objective
 from search.progress import describe_trial, format_progress, read_progress
-from search.space import baseline_to_optuna_params
+from search.space import baseline_to_optuna_params, representative_params
 from search.spec import StudySpec
 from search.worker import WORKER_ATTR, worker_identity
 from storage import open_optuna_storage, redact
@@ -81,7 +81,7 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
            progress_every_s: float = 15.0) -> LaunchResult:
     # Resolve one config up front: a bad dataset path or config fails here, not in N workers.
     objective = Objective(spec)
-    objective.entry.check(objective.resolve({p.name: _any_value(p) for p in spec.space}, {}))
+    objective.entry.check(objective.resolve(representative_params(spec.space), {}))
     storage = open_optuna_storage(storage_url)
     study, created = create_or_join(spec, storage)
     emit(f"{'created' if created else 'joined'} study {spec.name!r} in {redact(storage_url)} "
@@ -124,15 +124,3 @@ def _fail_trials_of(study: optuna.Study, identity: str, reason: str) -> None:
             storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
-
-def _any_value(p: object) -> object:
-    from search.spec import ParamSpec
-
-    assert isinstance(p, ParamSpec)
-    if p.type == "categorical":
-        return p.choices[0]
-    if p.type == "milestones":
-        assert p.low is not None and p.high is not None
-        return [p.low + (p.high - p.low) * (i + 1) / (p.count + 1) for i in range(p.count)]
-    assert p.low is not None
-    return int(p.low) if p.type == "int" else p.low

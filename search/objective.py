@@ -48,7 +48,7 @@ class Objective:
         params = suggest(trial, self.spec.space)
         overrides = dict(trial.user_attrs.get(OVERRIDES_ATTR, {}))
         cfg = self.resolve(params, overrides)
-        trial.set_user_attr(CONFIG_ATTR, cfg.to_dict())
+        trial.set_user_attr(CONFIG_ATTR, cfg.resolved().to_dict())
         trial.set_user_attr("code_version", code_version())
         trial.set_user_attr("library_versions", library_versions())
         reporter = TrialReporter(trial, metric=self.spec.report_metric)

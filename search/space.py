@@ -17,7 +17,13 @@ if TYPE_CHECKING:
 
     from search.spec import BaselineSpec, ParamSpec, StudySpec
 
-__all__ = ["baseline_to_optuna_params", "milestone_epochs", "suggest", "to_config_changes"]
+__all__ = [
+    "baseline_to_optuna_params",
+    "milestone_epochs",
+    "representative_params",
+    "suggest",
+    "to_config_changes",
+]
 
 
 def suggest(trial: optuna.Trial, space: tuple[ParamSpec, ...]) -> dict[str, Any]:
@@ -84,4 +90,20 @@ def baseline_to_optuna_params(spec: StudySpec, baseline: BaselineSpec) -> dict[s
             raise SpecError(f"{where}: {value!r} is outside the space {p.describe()}; widen the "
                             "space or fix the baseline")
         out[p.name] = value
+    return out
+
+
+def representative_params(space: tuple[ParamSpec, ...]) -> dict[str, Any]:
+    """Some valid value for every parameter, to validate a config before any trial runs."""
+    out: dict[str, Any] = {}
+    for p in space:
+        if p.type == "categorical":
+            out[p.name] = p.choices[0]
+            continue
+        assert p.low is not None and p.high is not None
+        if p.type == "milestones":
+            out[p.name] = [p.low + (p.high - p.low) * (i + 1) / (p.count + 1)
+                           for i in range(p.count)]
+        else:
+            out[p.name] = int(p.low) if p.type == "int" else p.low
     return out

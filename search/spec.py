@@ -271,11 +271,11 @@ def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
     workers = p.integer(budget.get("workers", 1), "budget.workers", minimum=1)
 
     config = dict(p.mapping(top.get("config", {}), "config", None))
-    _check_config(p, entry, "config", config)
     space = tuple(_param(p, pname, pval, entry.field_names())
                   for pname, pval in p.mapping(top["space"], "space", None).items())
     if not space:
         p.fail("space", "the search space is empty; give at least one parameter")
+    _check_config(p, entry, "config", config, space)
 
     from search.samplers import PRUNER_NAMES, SAMPLER_NAMES, build_pruner, build_sampler
 
@@ -361,13 +361,19 @@ class _Parser:
         return int(value)
 
 
-def _check_config(p: _Parser, entry: Any, where: str, config: Mapping[str, Any]) -> None:
+def _check_config(p: _Parser, entry: Any, where: str, config: Mapping[str, Any],
+                  space: tuple[ParamSpec, ...]) -> None:
+    """The config must build a valid trainer config together with any point of the space."""
+    from search.space import representative_params, to_config_changes
+
     unknown = sorted(set(config) - entry.field_names())
     if unknown:
         p.fail(f"{where}.{unknown[0]}", f"unknown {entry.name} config key; valid keys: "
                                         f"{sorted(entry.field_names())}")
     try:
-        entry.build_config(config)
+        base = entry.build_config(config, to_config_changes(space, representative_params(space), 1))
+        epochs = int(base.epochs)
+        entry.build_config(config, to_config_changes(space, representative_params(space), epochs))
     except SpecError as exc:
         p.fail(where, str(exc))
 
@@ -445,7 +451,7 @@ def _baseline(p: _Parser, index: int, raw: Any, spec: StudySpec, entry: Any) -> 
         p.fail(f"{where}.params", f"must set exactly the space's parameters {space_names}; "
                                   f"missing {missing}, not in the space {extra}")
     config = dict(p.mapping(body.get("config", {}), f"{where}.config", None))
-    _check_config(p, entry, f"{where}.config", {**spec.config, **config})
+    _check_config(p, entry, f"{where}.config", {**spec.config, **config}, spec.space)
     overlap = sorted(set(config) & set(space_names))
     if overlap:
         p.fail(f"{where}.config", f"{overlap} are search parameters; set them under params")

@@ -6,6 +6,8 @@ augmentation runs as batched tensor operations instead of per-image Python.
 
 Sources:
 - ``synthetic_cifar``: a learnable synthetic set for tests and the quickstart (offline, seeded).
+- ``load_cifar10``: the official CIFAR-10 python batches through torchvision (downloads only
+  when ``download`` is true).
 - ``load_image_folder``: an image-folder tree (``root/<class>/<image>``) or a ``.tar``/``.tar.gz``
   of one, decoded once and cached on disk keyed by the source's path, size and mtime.
 """
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "ImageData",
+    "load_cifar10",
     "load_image_folder",
     "random_crop_flip",
     "stratified_split",
@@ -209,3 +212,19 @@ def _decode(members: Iterator[tuple[str, bytes]], source: str) -> ImageData:
     labels = torch.cat([torch.full((len(by_class[c]),), i, dtype=torch.int64)
                         for i, c in enumerate(classes)])
     return ImageData(images.contiguous(), labels, classes)
+
+
+def load_cifar10(root: str | os.PathLike[str], *, train: bool, download: bool) -> ImageData:
+    """The official CIFAR-10 split (python batches) from ``root``; never downloads unless asked."""
+    from torchvision.datasets import CIFAR10
+
+    root = Path(root).expanduser()
+    try:
+        ds = CIFAR10(str(root), train=train, download=download)
+    except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
+        raise FileNotFoundError(f"CIFAR-10 python batches not found under {str(root)!r} "
+                                f"({exc}); set download true to fetch them, or give an "
+                                "image-folder path as dataset") from None
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+    labels = torch.tensor(ds.targets, dtype=torch.int64)
+    return ImageData(images, labels, tuple(ds.classes))
