@@ -107,3 +107,14 @@ def test_wrong_image_size_names_the_file(tmp_path: Path) -> None:
 def test_missing_source_says_what_to_give(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_image_folder(tmp_path / "nope.tar.gz", cache_dir=tmp_path / "cache")
+
+
+def test_archive_without_class_folders_is_refused(tmp_path: Path) -> None:
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.new("RGB", (32, 32)).save(flat / "a.png")
+    archive = tmp_path / "flat.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(flat / "a.png", arcname="a.png")
+    with pytest.raises(ValueError, match=r"0 class folder\(s\)"):
+        load_image_folder(archive, cache_dir=tmp_path / "cache")
