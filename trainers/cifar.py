@@ -179,7 +179,7 @@ class CifarConfig:
 
     def resolved(self) -> CifarConfig:
         """This config with the optimizer's document defaults written in: what actually runs."""
-        settings = self.optimizer_settings()
+        settings: dict[str, Any] = self.optimizer_settings()
         return dataclasses.replace(self, **{k: v for k, v in settings.items()
                                             if k in _OPTIMIZER_FIELDS})
 
@@ -244,7 +244,7 @@ def train(cfg: CifarConfig, reporter: Reporter | None = None) -> dict[str, float
     amp = _amp_dtype(cfg.amp, device)
 
     model = resnet18_cifar(num_classes=cfg.num_classes, width=cfg.width)
-    model = model.to(device=device, memory_format=memory_format)
+    model = model.to(device).to(memory_format=memory_format)
     # No weight decay on BatchNorm and bias parameters: decaying BN scales fights the
     # normalisation and only costs accuracy.
     groups = [{"params": [p for p in model.parameters() if p.dim() > 1], "decay": 1.0},

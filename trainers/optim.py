@@ -18,7 +18,7 @@ import torch
 
 from trainers.mtadam import MTAdamV2
 
-__all__ = ["OPTIMIZER_DEFAULTS", "OPTIMIZERS", "build_optimizer", "optimizer_settings"]
+__all__ = ["OPTIMIZERS", "OPTIMIZER_DEFAULTS", "build_optimizer", "optimizer_settings"]
 
 _ADAM = {"lr": 1e-3, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
 OPTIMIZER_DEFAULTS: Mapping[str, Mapping[str, float]] = MappingProxyType({

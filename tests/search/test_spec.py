@@ -117,3 +117,20 @@ def test_missing_file_says_what_to_pass(tmp_path: Path) -> None:
 def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="expected a mapping"):
         load_spec(_write(tmp_path, yaml.safe_dump([1, 2])))
+
+
+def test_keras_recipe_example_resolves_to_the_recipe() -> None:
+    from search.objective import Objective
+    from search.space import to_config_changes
+
+    spec = load_spec(ROOT / "examples" / "keras_recipe.yaml")
+    recipe, before = spec.baselines
+    cfg = Objective(spec).resolve(dict(recipe.params), dict(recipe.config)).resolved()
+    assert (cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.batch_size) == ("adamw", 0.005, 1e-4, 32)
+    assert (cfg.schedule, cfg.gamma, cfg.warmup_epochs) == ("exponential", 0.96, 3)
+    assert cfg.clip_grad_norm == 1.0
+    assert (cfg.plateau_patience, cfg.plateau_cooldown, cfg.plateau_factor) == (3, 2, 0.5)
+    old = Objective(spec).resolve(dict(before.params), dict(before.config)).resolved()
+    assert (old.optimizer, old.lr, old.schedule, old.clip_grad_norm) == ("adam", 0.001,
+                                                                         "constant", None)
+    assert to_config_changes(spec.space, dict(recipe.params), 30)["warmup_epochs"] == 3

@@ -147,5 +147,5 @@ def test_missing_official_cifar10_says_how_to_get_it(tmp_path: Path) -> None:
 
 
 def test_missing_dataset_path_is_named() -> None:
-    with pytest.raises(ValueError, match="dataset '/nonexistent/train.tar.gz' does not exist"):
+    with pytest.raises(ValueError, match=r"dataset '/nonexistent/train\.tar\.gz' does not exist"):
         train(TINY.replace(dataset="/nonexistent/train.tar.gz"))
