@@ -22,6 +22,19 @@ def _epoch_lrs(spec: ScheduleSpec, metrics: list[float] | None = None) -> list[f
     return lrs
 
 
+def _step_lrs(spec: ScheduleSpec, steps_per_epoch: int) -> list[float]:
+    """The LR in force at every optimizer step of the run."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = LRSchedule(opt, spec, steps_per_epoch=steps_per_epoch)
+    lrs = []
+    for _ in range(spec.epochs):
+        for _ in range(steps_per_epoch):
+            lrs.append(sched.lr())
+            sched.after_batch()
+        sched.after_epoch()
+    return lrs
+
+
 def test_multistep_matches_torch_multisteplr() -> None:
     spec = ScheduleSpec("multistep", epochs=8, milestones=(2, 5), gamma=0.5)
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
@@ -43,15 +56,7 @@ def test_warmup_then_exponential_is_the_keras_recipe() -> None:
 
 
 def test_exponential_per_step_decays_within_an_epoch() -> None:
-    spec = ScheduleSpec("exponential", epochs=2, gamma=0.5, per_step=True)
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = LRSchedule(opt, spec, steps_per_epoch=4)
-    seen = []
-    for _ in range(2):
-        for _ in range(4):
-            seen.append(sched.lr())
-            sched.after_batch()
-        sched.after_epoch()
+    seen = _step_lrs(ScheduleSpec("exponential", epochs=2, gamma=0.5, per_step=True), 4)
     assert seen == pytest.approx([0.5 ** (i / 4) for i in range(8)])
 
 
@@ -63,15 +68,7 @@ def test_step_and_cosine_follow_their_formulas() -> None:
 
 
 def test_onecycle_rises_then_falls_to_a_tiny_lr() -> None:
-    spec = ScheduleSpec("onecycle", epochs=10, pct_start=0.3)
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = LRSchedule(opt, spec, steps_per_epoch=10)
-    lrs = []
-    for _ in range(10):
-        for _ in range(10):
-            lrs.append(sched.lr())
-            sched.after_batch()
-        sched.after_epoch()
+    lrs = _step_lrs(ScheduleSpec("onecycle", epochs=10, pct_start=0.3), 10)
     assert lrs[0] == pytest.approx(1 / 25)
     assert max(lrs) == pytest.approx(1.0) and lrs.index(max(lrs)) == 30
     assert lrs[-1] < 1e-3
