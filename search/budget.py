@@ -18,7 +18,9 @@ __all__ = ["budget_left", "count_states"]
 
 
 def count_states(study: optuna.Study) -> Counter[TrialState]:
-    return Counter(t.state for t in study.get_trials(deepcopy=False))
+    """Trial counts by state; trials imported by a warm start are history, not budget."""
+    return Counter(t.state for t in study.get_trials(deepcopy=False)
+                   if "hps_imported_from" not in t.user_attrs)
 
 
 def budget_left(study: optuna.Study, n_trials: int) -> bool:

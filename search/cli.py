@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a fixed trainer setting, e.g. --set dataset=train.tar.gz")
     p.set_defaults(func=_cmd_launch)
 
+    p.add_argument("--warm-start", metavar="STUDY",
+                   help="import the finished trials of an earlier round into the new study")
+    p.add_argument("--no-promote", action="store_true",
+                   help="do not promote the winner into the tuned defaults at the end")
+    p.add_argument("--extra-seeds", type=int, default=2,
+                   help="seeds the winner is re-measured on before promotion (default 2)")
+
     p = sub.add_parser("status", help="trial counts, best trial and progress of a study")
     p.add_argument("study", help="study name")
     p.add_argument("--storage", help=storage_help)
@@ -77,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     p = db.add_parser("current", help="print the schema revision of hpsearch's tables")
     p.add_argument("--storage", help=storage_help)
     p.set_defaults(func=_cmd_db_current)
+
+    from search.cli_tuning import add_commands
+
+    add_commands(sub, _parse_overrides)
     return parser
 
 
@@ -102,7 +113,9 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         name=args.study_name, trials=args.trials, workers=args.workers, epochs=args.epochs,
         config=_parse_overrides(args.overrides))
     url = resolve_storage_url(args.storage)
-    result = launch(spec, url, emit=lambda line: print(line, flush=True))
+    result = launch(spec, url, emit=lambda line: print(line, flush=True),
+                    warm_start=args.warm_start, promote=not args.no_promote,
+                    extra_seeds=args.extra_seeds)
     print(f"finished in {result.seconds:.1f}s: {result.execution.trials_run} trials run by this "
           "launcher")
     for line in result.execution.errors:
@@ -122,6 +135,10 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         print("best configuration:")
         for line in format_config(best.user_attrs.get("config", best.params)):
             print(line)
+    if result.promotion is not None:
+        from search.cli_tuning import print_promotion
+
+        print_promotion(result.promotion)
     print(f"study {spec.name!r} is stored in {redact(url)}")
     print(f"see it again with: hpsearch status {spec.name}"
           + (f" --storage {redact(url)}" if args.storage else ""))

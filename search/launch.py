@@ -10,18 +10,22 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.defaults import TunedLookup
 from search.errors import StudyError, WorkerError
 from search.executor import ExecutionReport, LocalExecutor
 from search.objective import BASELINE_ATTR, OVERRIDES_ATTR, Objective
 from search.progress import describe_trial, format_progress, read_progress
+from search.promote import PromotionReport, promote_best_trial
 from search.space import baseline_to_optuna_params, representative_params
 from search.spec import StudySpec
+from search.warm_start import config_to_params, import_trials
 from search.worker import WORKER_ATTR, worker_identity
-from storage import open_optuna_storage, redact
+from storage import open_optuna_storage, redact, upgrade
 
 __all__ = ["SPEC_ATTR", "LaunchResult", "create_or_join", "launch"]
 
@@ -37,12 +41,15 @@ class LaunchResult:
     execution: ExecutionReport
     best: FrozenTrial | None
     seconds: float
+    promotion: PromotionReport | None
 
 
-def create_or_join(spec: StudySpec, storage: optuna.storages.BaseStorage
-                   ) -> tuple[optuna.Study, bool]:
+def create_or_join(spec: StudySpec, storage: optuna.storages.BaseStorage, *,
+                   storage_url: str | None = None, warm_start: str | None = None,
+                   emit: Callable[[str], None] = log.info) -> tuple[optuna.Study, bool]:
     """Load the study if it exists (its direction must match), else create it and queue the
-    spec's baselines as its first trials. Safe when several launchers race to create it."""
+    spec's baselines, then the current tuned default and the pinned registry versions, as its
+    first trials. Safe when several launchers race to create it."""
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage,
                                                                         include_best_trial=False)}
     if spec.name in existing:
@@ -59,7 +66,44 @@ def create_or_join(spec: StudySpec, storage: optuna.storages.BaseStorage
         study.enqueue_trial(baseline_to_optuna_params(spec, baseline),
                             user_attrs={BASELINE_ATTR: baseline.name,
                                         OVERRIDES_ATTR: dict(baseline.config)})
+    if storage_url is not None:
+        _enqueue_incumbents(study, spec, storage_url, emit)
+    if warm_start is not None:
+        import_trials(study, spec, warm_start, emit)
     return study, True
+
+
+def _enqueue_incumbents(study: optuna.Study, spec: StudySpec, storage_url: str,
+                        emit: Callable[[str], None]) -> None:
+    """Queue the current tuned default and the pinned registry versions, budget permitting."""
+    from storage import registry
+    from storage.engine import make_engine
+
+    candidates: list[tuple[str, dict[str, Any]]] = []
+    entry = Objective(spec).entry
+    tuned = TunedLookup(storage_url)(entry, spec.config)
+    if tuned is not None:
+        candidates.append((f"tuned-default:row {tuned[1]}", tuned[0]))
+    if spec.pins:
+        engine = make_engine(storage_url)
+        for ref in spec.pins:
+            version = registry.resolve(engine, ref)
+            candidates.append((f"registry:{version.ref}", dict(version.config)))
+    room = spec.n_trials - len(spec.baselines)
+    queued: list[dict[str, Any]] = []
+    for label, config in candidates:
+        params, why = config_to_params(spec, config)
+        if params is None:
+            emit(f"not queueing {label}: {why}")
+            continue
+        if params in queued:
+            continue  # a pin identical to the tuned default runs once
+        if len(queued) >= room:
+            emit(f"not queueing {label}: the budget of {spec.n_trials} trials is full")
+            continue
+        study.enqueue_trial(params, user_attrs={BASELINE_ATTR: label, OVERRIDES_ATTR: {}})
+        queued.append(params)
+        emit(f"queued {label} as a first trial")
 
 
 def _join(spec: StudySpec, storage: optuna.storages.BaseStorage,
@@ -78,12 +122,20 @@ def _join(spec: StudySpec, storage: optuna.storages.BaseStorage,
 
 
 def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = log.info,
-           progress_every_s: float = 15.0) -> LaunchResult:
+           progress_every_s: float = 15.0, warm_start: str | None = None,
+           promote: bool = True, extra_seeds: int = 2) -> LaunchResult:
     # Resolve one config up front: a bad dataset path or config fails here, not in N workers.
     objective = Objective(spec)
-    objective.entry.check(objective.resolve(representative_params(spec.space), {}))
+    objective.entry.check(objective.resolve(representative_params(spec.space), {}).config)
+    before, after = upgrade(storage_url)  # our tables; idempotent, never touches Optuna's
+    if before != after:
+        emit(f"hpsearch tables migrated from {before or 'empty'} to {after}")
     storage = open_optuna_storage(storage_url)
-    study, created = create_or_join(spec, storage)
+    study, created = create_or_join(spec, storage, storage_url=storage_url,
+                                    warm_start=warm_start, emit=emit)
+    if warm_start is not None and not created:
+        raise StudyError(f"--warm-start applies when a study is created; {spec.name!r} "
+                         "exists already (use --study-name for a new round)")
     emit(f"{'created' if created else 'joined'} study {spec.name!r} in {redact(storage_url)} "
          f"({len(spec.baselines) if created else 0} baselines queued; budget {spec.n_trials} "
          f"trials, {spec.workers} local workers)")
@@ -114,7 +166,11 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
     p = read_progress(study, budget=spec.n_trials)
     if report.errors and p.done < spec.n_trials:
         raise WorkerError(report.errors[0])
-    return LaunchResult(study, created, report, p.best, time.monotonic() - start)
+    promotion = None
+    if promote and p.best is not None and report.trials_run > 0:
+        promotion = promote_best_trial(study, spec, storage_url, extra_seeds=extra_seeds,
+                                       emit=emit)
+    return LaunchResult(study, created, report, p.best, time.monotonic() - start, promotion)
 
 
 def _fail_trials_of(study: optuna.Study, identity: str, reason: str) -> None:

@@ -1,7 +1,8 @@
 """The Optuna objective: trial -> resolved trainer config -> train -> value.
 
-Layers, later wins: trainer code defaults < spec ``config`` < a baseline's own ``config``
-(carried in the trial's user attributes) < the trial's suggested parameters.
+Layers, later wins: trainer code defaults < the current tuned default for the trial's
+(trainer, model, optimizer, dataset) < spec ``config`` < a baseline's own ``config`` (carried in
+the trial's user attributes) < the trial's suggested parameters.
 Every trial records what a person needs to read it: the resolved config, final metrics,
 epochs run, why it stopped, and the code and library versions.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 import optuna
 
+from search.defaults import Resolution, TunedLookup, resolve_config
 from search.provenance import code_version, library_versions
 from search.reporter import TrialReporter
 from search.space import suggest, to_config_changes
@@ -32,23 +34,36 @@ CONFIG_ATTR = "config"
 
 class Objective:
     def __init__(self, spec: StudySpec, *,
-                 on_trial_start: Callable[[optuna.Trial], None] | None = None) -> None:
+                 on_trial_start: Callable[[optuna.Trial], None] | None = None,
+                 tuned_lookup: TunedLookup | None = None) -> None:
         self.spec = spec
         self.entry = get_trainer(spec.trainer)
         self._on_trial_start = on_trial_start
+        self._lookup = tuned_lookup
 
-    def resolve(self, params: dict[str, Any], overrides: dict[str, Any]) -> Any:
+    def resolve(self, params: dict[str, Any], overrides: dict[str, Any]) -> Resolution:
         base = {**self.spec.config, **overrides}
-        epochs = int(base.get("epochs", self.spec.epochs()))
-        return self.entry.build_config(base, to_config_changes(self.spec.space, params, epochs))
+        milestone_names = {p.name for p in self.spec.space if p.type == "milestones"}
+        plain = {k: v for k, v in params.items() if k not in milestone_names}
+        tuned = self._lookup(self.entry, {**base, **plain}) if self._lookup else None
+        epochs = int(base.get("epochs", (tuned[0] if tuned else {}).get(
+            "epochs", self.spec.epochs())))
+        explicit = {**base, **to_config_changes(self.spec.space, params, epochs)}
+        return resolve_config(self.entry, explicit=explicit,
+                              tuned=tuned[0] if tuned else None,
+                              tuned_row_id=tuned[1] if tuned else None)
 
     def __call__(self, trial: optuna.Trial) -> float:
         if self._on_trial_start is not None:
             self._on_trial_start(trial)  # the trial exists: other workers may create theirs
         params = suggest(trial, self.spec.space)
         overrides = dict(trial.user_attrs.get(OVERRIDES_ATTR, {}))
-        cfg = self.resolve(params, overrides)
-        trial.set_user_attr(CONFIG_ATTR, cfg.resolved().to_dict())
+        resolution = self.resolve(params, overrides)
+        cfg = resolution.config
+        trial.set_user_attr(CONFIG_ATTR, cfg.to_dict())
+        trial.set_user_attr("tuned_default_row", resolution.tuned_row_id)
+        for note in resolution.notes:
+            log.info("trial %d: %s", trial.number, note)
         trial.set_user_attr("code_version", code_version())
         trial.set_user_attr("library_versions", library_versions())
         reporter = TrialReporter(trial, metric=self.spec.report_metric)

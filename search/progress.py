@@ -44,8 +44,12 @@ def read_progress(study: optuna.Study, *, budget: int | None = None, workers: in
                   ) -> StudyProgress:
     trials = study.get_trials(deepcopy=False)
     counts: dict[str, int] = {s.name: 0 for s in _ORDER}
+    imported = [t for t in trials if "hps_imported_from" in t.user_attrs]
+    trials = [t for t in trials if "hps_imported_from" not in t.user_attrs]
     for t in trials:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    if imported:
+        counts["IMPORTED"] = len(imported)
     finished = tuple(t for t in trials if t.state.is_finished())
     running = tuple((t.number, max(t.intermediate_values, default=0))
                     for t in trials if t.state == TrialState.RUNNING)
@@ -70,8 +74,8 @@ def _best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 def format_progress(p: StudyProgress) -> str:
     budget = f"/{p.budget}" if p.budget is not None else ""
-    states = ", ".join(f"{n.lower()} {p.counts[n]}" for n in (s.name for s in _ORDER)
-                       if p.counts.get(n))
+    states = ", ".join(f"{n.lower()} {p.counts[n]}"
+                       for n in (*(s.name for s in _ORDER), "IMPORTED") if p.counts.get(n))
     parts = [f"{p.done}{budget} done ({states or 'no trials yet'})"]
     if p.best is not None:
         parts.append(f"best {p.best.value:.4f} (trial {p.best.number})")

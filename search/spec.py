@@ -44,7 +44,7 @@ __all__ = [
 _PARAM_TYPES = ("float", "int", "categorical", "milestones")
 _DIRECTIONS = ("maximize", "minimize")
 _TOP_KEYS = ("name", "trainer", "objective", "success", "budget", "config", "space", "sampler",
-             "pruner", "baselines", "description")
+             "pruner", "baselines", "pins", "description")
 _SCALED_WITH_EPOCHS = ("patience",)
 _PRUNER_RESOURCE_KEYS = ("min_resource", "max_resource", "n_warmup_steps", "n_min_trials")
 
@@ -134,6 +134,7 @@ class StudySpec:
     pruner: ComponentSpec
     baselines: tuple[BaselineSpec, ...]
     description: str = ""
+    pins: tuple[str, ...] = ()  # registry references re-measured as first trials
 
     def epochs(self) -> int:
         """The epoch budget of a regular trial (spec config, else the trainer's code default)."""
@@ -162,6 +163,8 @@ class StudySpec:
                    if v is not None}
         if success:
             out["success"] = success
+        if self.pins:
+            out["pins"] = list(self.pins)
         if self.description:
             out["description"] = self.description
         return out
@@ -293,6 +296,8 @@ def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
         max_train_val_gap=gap, n_trials=n_trials, workers=workers, config=config, space=space,
         sampler=sampler, pruner=pruner, baselines=(),
         description=str(top.get("description", "")),
+        pins=tuple(p.string(ref, f"pins[{i}]")
+                   for i, ref in enumerate(p.sequence(top.get("pins", []), "pins"))),
     )
     baselines = tuple(_baseline(p, i, b, spec, entry)
                       for i, b in enumerate(p.sequence(top.get("baselines", []), "baselines")))

@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.budget import budget_left
+from search.defaults import TunedLookup
 from search.errors import WorkerError
 from search.objective import Objective
 from search.samplers import build_pruner, build_sampler
@@ -63,7 +64,8 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
         lock.release()
         trial.set_user_attr(WORKER_ATTR, identity)
 
-    objective = Objective(spec, on_trial_start=on_trial_start)
+    objective = Objective(spec, on_trial_start=on_trial_start,
+                          tuned_lookup=TunedLookup(storage_url))
     finished: list[FrozenTrial] = []
     consecutive_failures = 0
     try:

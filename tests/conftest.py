@@ -1,9 +1,9 @@
 """Shared fixtures: tiny study specs, an SQLite file per test, a fresh PostgreSQL database.
 
 PostgreSQL: ``HPSEARCH_TEST_POSTGRES`` names an admin URL (default: the local server's ``test``
-database as user postgres). Each test session creates its own database there and drops it at
-the end. When the server is unreachable the PostgreSQL tests skip with the reason, except when
-``CI`` or ``HPSEARCH_REQUIRE_POSTGRES`` is set: then they fail, so CI never skips them silently.
+database as user postgres). Each test creates its own database there and drops it at the end.
+When the server is unreachable the PostgreSQL tests skip with the reason, except when ``CI`` or
+``HPSEARCH_REQUIRE_POSTGRES`` is set: then they fail, so CI never skips them silently.
 """
 
 from __future__ import annotations
@@ -64,9 +64,9 @@ def _postgres_required() -> bool:
     return bool(os.environ.get("CI") or os.environ.get("HPSEARCH_REQUIRE_POSTGRES"))
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for this test session; its URL."""
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test, dropped afterwards; its URL."""
     admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
                                      connect_args={"connect_timeout": 5})
     name = f"hpsearch_test_{uuid.uuid4().hex[:10]}"
@@ -88,7 +88,3 @@ def pg_database() -> Iterator[str]:
         conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()
 
-
-@pytest.fixture
-def pg_url(pg_database: str) -> str:
-    return pg_database

@@ -102,11 +102,11 @@ def test_a_trial_that_keeps_failing_stops_the_worker_with_the_reason(
 def test_status_and_db_commands(tmp_path: Path, sqlite_url: str,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "upgrade", "--storage", sqlite_url]) == 0
-    assert "upgraded from empty to 0001" in capsys.readouterr().out
+    assert "upgraded from empty to 0002" in capsys.readouterr().out
     assert main(["db", "upgrade", "--storage", sqlite_url]) == 0
-    assert "already at revision 0001" in capsys.readouterr().out
+    assert "already at revision 0002" in capsys.readouterr().out
     assert main(["db", "current", "--storage", sqlite_url]) == 0
-    assert "revision 0001 (head 0001)" in capsys.readouterr().out
+    assert "revision 0002 (head 0002)" in capsys.readouterr().out
     study = optuna.create_study(study_name="s", storage=sqlite_url, direction="maximize")
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
     assert main(["status", "s", "--storage", sqlite_url]) == 0

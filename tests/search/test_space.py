@@ -25,7 +25,7 @@ def test_suggestions_cover_the_space_and_resolve_to_a_trainer_config(
     assert set(trial.params) == {"lr", "gamma", "weight_decay", "batch_size", "milestones_1",
                                  "milestones_2"}
     assert params["milestones"] == sorted(params["milestones"])
-    cfg = Objective(spec).resolve(params, {})
+    cfg = Objective(spec).resolve(params, {}).config
     assert cfg.lr == params["lr"] and cfg.batch_size in (32, 64)
     assert cfg.milestones == to_config_changes(spec.space, params, 4)["milestones"]
     assert cfg.epochs == 4 and cfg.width == 0.0625  # spec config over code defaults
@@ -40,6 +40,6 @@ def test_baseline_overrides_apply_between_spec_config_and_params(
     study.enqueue_trial(optuna_params)
     trial = study.ask()
     params = suggest(trial, spec.space)
-    cfg = Objective(spec).resolve(params, dict(slow.config))
+    cfg = Objective(spec).resolve(params, dict(slow.config)).config
     assert cfg.epochs == 5 and cfg.patience == 4 and cfg.min_delta == 0.001
     assert cfg.milestones == (2, 3) and cfg.lr == pytest.approx(0.001)

@@ -125,12 +125,12 @@ def test_keras_recipe_example_resolves_to_the_recipe() -> None:
 
     spec = load_spec(ROOT / "examples" / "keras_recipe.yaml")
     recipe, before = spec.baselines
-    cfg = Objective(spec).resolve(dict(recipe.params), dict(recipe.config)).resolved()
+    cfg = Objective(spec).resolve(dict(recipe.params), dict(recipe.config)).config
     assert (cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.batch_size) == ("adamw", 0.005, 1e-4, 32)
     assert (cfg.schedule, cfg.gamma, cfg.warmup_epochs) == ("exponential", 0.96, 3)
     assert cfg.clip_grad_norm == 1.0
     assert (cfg.plateau_patience, cfg.plateau_cooldown, cfg.plateau_factor) == (3, 2, 0.5)
-    old = Objective(spec).resolve(dict(before.params), dict(before.config)).resolved()
+    old = Objective(spec).resolve(dict(before.params), dict(before.config)).config
     assert (old.optimizer, old.lr, old.schedule, old.clip_grad_norm) == ("adam", 0.001,
                                                                          "constant", None)
     assert to_config_changes(spec.space, dict(recipe.params), 30)["warmup_epochs"] == 3

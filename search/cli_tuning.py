@@ -1,0 +1,303 @@
+"""``hpsearch train``, ``hpsearch defaults ...``, ``hpsearch export`` and
+``hpsearch registry ...``: the commands around tuned defaults and the config registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["add_commands", "print_promotion"]
+
+_STORAGE_HELP = "database URL (default: $HPSEARCH_STORAGE, else sqlite:///hpsearch.db)"
+
+
+def add_commands(sub: Any, parse_overrides: Callable[[list[str]], dict[str, Any]]) -> None:
+    p = sub.add_parser("train", help="train one configuration, showing where each value "
+                                     "came from")
+    p.add_argument("--trainer", default="cifar")
+    p.add_argument("--model")
+    p.add_argument("--optimizer")
+    p.add_argument("--dataset")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--config", help="registry:NAME[@VERSION|@ALIAS] or an exported file")
+    p.add_argument("--scaling-rule", default="linear", choices=["linear", "sqrt", "none"],
+                   help="how the tuned LR follows a different batch size")
+    p.add_argument("--dry-run", action="store_true", help="print the resolution, do not train")
+    p.add_argument("--storage", help=_STORAGE_HELP)
+    p.set_defaults(func=lambda a: _cmd_train(a, parse_overrides))
+
+    defaults = sub.add_parser("defaults", help="the tuned-defaults table").add_subparsers(
+        dest="defaults_command", required=True)
+    p = defaults.add_parser("show", help="current rows, each with a command reproducing it")
+    for flag in ("--trainer", "--model", "--optimizer", "--dataset"):
+        p.add_argument(flag)
+    p.add_argument("--storage", help=_STORAGE_HELP)
+    p.set_defaults(func=_cmd_defaults_show)
+    p = defaults.add_parser("history", help="every row of one key, oldest first")
+    p.add_argument("--trainer", default="cifar")
+    p.add_argument("--model", default="resnet18")
+    p.add_argument("--optimizer", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--storage", help=_STORAGE_HELP)
+    p.set_defaults(func=_cmd_defaults_history)
+    p = defaults.add_parser("promote", help="re-measure a study's best trial on extra seeds "
+                                            "and promote it if it beats the current row")
+    p.add_argument("study")
+    p.add_argument("--extra-seeds", type=int, default=2)
+    p.add_argument("--force", action="store_true", help="promote even if it does not win")
+    p.add_argument("--storage", help=_STORAGE_HELP)
+    p.set_defaults(func=_cmd_defaults_promote)
+
+    p = sub.add_parser("export", help="save a study's best (or a chosen) trial as a new "
+                                      "immutable registry version")
+    p.add_argument("study")
+    p.add_argument("--name", required=True)
+    p.add_argument("--trial", type=int)
+    p.add_argument("--alias", action="append", default=[])
+    p.add_argument("--note")
+    p.add_argument("--storage", help=_STORAGE_HELP)
+    p.set_defaults(func=_cmd_export)
+
+    reg = sub.add_parser("registry", help="the config registry").add_subparsers(
+        dest="registry_command", required=True)
+    p = reg.add_parser("list", help="versions, newest last")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--storage", help=_STORAGE_HELP)
+    p.set_defaults(func=_cmd_registry_list)
+    p = reg.add_parser("show", help="one version in full")
+    p.add_argument("ref", help="NAME, NAME@VERSION or NAME@ALIAS")
+    p.add_argument("--storage", help=_STORAGE_HELP)
+    p.set_defaults(func=_cmd_registry_show)
+    p = reg.add_parser("alias", help="point an alias (e.g. production) at a version")
+    p.add_argument("ref", help="NAME@VERSION")
+    p.add_argument("alias")
+    p.add_argument("--storage", help=_STORAGE_HELP)
+    p.set_defaults(func=_cmd_registry_alias)
+    p = reg.add_parser("export", help="write a version to a YAML or JSON file")
+    p.add_argument("ref")
+    p.add_argument("--format", default="yaml", choices=["yaml", "json"])
+    p.add_argument("--out", default=".", help="directory (default: current)")
+    p.add_argument("--storage", help=_STORAGE_HELP)
+    p.set_defaults(func=_cmd_registry_export)
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    from storage import resolve_storage_url
+    from storage.engine import make_engine
+
+    return make_engine(resolve_storage_url(args.storage))
+
+
+def _short(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else json.dumps(v) if isinstance(v, list) else str(v)
+
+
+def _cmd_train(args: argparse.Namespace,
+               parse_overrides: Callable[[list[str]], dict[str, Any]]) -> int:
+    from search.defaults import TunedLookup, resolve_config
+    from search.trainer_registry import get_trainer
+    from storage import resolve_storage_url
+
+    explicit: dict[str, Any] = {k: v for k, v in (
+        ("model", args.model), ("optimizer", args.optimizer), ("dataset", args.dataset),
+        ("lr", args.lr), ("batch_size", args.batch_size), ("epochs", args.epochs))
+        if v is not None}
+    explicit.update(parse_overrides(args.overrides))
+    if args.config:
+        entry, base, label = _config_source(args.config, args)
+        resolution = resolve_config(entry, explicit=explicit, tuned=base, tuned_label=label,
+                                    scaling_rule=args.scaling_rule, whole_config=True)
+    else:
+        entry = get_trainer(args.trainer)
+        tuned = TunedLookup(resolve_storage_url(args.storage))(entry, explicit)
+        resolution = resolve_config(entry, explicit=explicit,
+                                    tuned=tuned[0] if tuned else None,
+                                    tuned_row_id=tuned[1] if tuned else None,
+                                    scaling_rule=args.scaling_rule)
+    width = max(len(k) for k in resolution.sources)
+    for key, source in resolution.sources.items():
+        value = getattr(resolution.config, key)
+        print(f"{key:<{width}}  {_short(value):<24} {source}")
+    for note in resolution.notes:
+        print(f"note: {note}")
+    if args.dry_run:
+        return 0
+    result = entry.train(resolution.config, _PrintingReporter())
+    for key, value in result.items():
+        print(f"{key}: {_short(value)}")
+    return 0
+
+
+def _config_source(ref: str, args: argparse.Namespace) -> tuple[Any, dict[str, Any], str]:
+    """A whole config from the registry or a file; it is applied as one layer."""
+    from search.registry_files import load_config_file
+    from search.trainer_registry import get_trainer
+    from storage import registry
+
+    if ref.startswith("registry:"):
+        version = registry.resolve(_engine(args), ref.removeprefix("registry:"))
+        entry = get_trainer(version.trainer)
+        entry.build_config(version.config)  # a hand-edited row fails here, naming the field
+        return entry, dict(version.config), f"registry {version.ref}"
+    trainer, cfg, _ = load_config_file(ref)
+    return get_trainer(trainer), cfg.to_dict(), f"file {ref}"
+
+
+class _PrintingReporter:
+    def report(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        print(f"epoch {epoch}: " + " ".join(f"{k} {_short(v)}" for k, v in metrics.items()),
+              flush=True)
+
+    def should_stop(self) -> bool:
+        return False
+
+
+def _cmd_defaults_show(args: argparse.Namespace) -> int:
+    from storage.defaults import list_current
+
+    rows = list_current(_engine(args), trainer=args.trainer, model=args.model,
+                        optimizer=args.optimizer, dataset=args.dataset)
+    if not rows:
+        print("no tuned defaults match")
+        return 0
+    for row in rows:
+        measured = (f"{row.metric}={row.metric_value:.4f} over {row.n_seeds} seeds"
+                    if row.metric_value is not None else "documented, not measured")
+        print(f"{row.key}  row {row.id}  {row.source}  {measured}  "
+              + " ".join(f"{k}={_short(v)}" for k, v in row.params.items()))
+        flags = " ".join(f"--set {k}={shlex.quote(_short(v))}" for k, v in row.params.items())
+        # A data set known by name reproduces as is; a file-based one needs its path.
+        dataset = (row.key.dataset if row.key.dataset in ("synthetic", "cifar10")
+                   else f"PATH/TO/{row.key.dataset}")
+        print(f"  hpsearch train --trainer {row.key.trainer} --model {row.key.model} "
+              f"--optimizer {row.key.optimizer} --dataset {dataset} {flags}")
+    return 0
+
+
+def _cmd_defaults_history(args: argparse.Namespace) -> int:
+    from storage.defaults import DefaultsKey, default_history
+
+    key = DefaultsKey(args.trainer, args.model, args.optimizer, args.dataset)
+    rows = default_history(_engine(args), key)
+    if not rows:
+        print(f"no rows for {key}")
+        return 0
+    for row in rows:
+        mark = "*" if row.is_current else " "
+        value = f"{row.metric_value:.4f}" if row.metric_value is not None else "-"
+        source = (f"study {row.study_name} trial {row.trial_number}" if row.study_name
+                  else (row.note or ""))
+        print(f"{mark} row {row.id}  {row.created_at:%Y-%m-%d %H:%M}  {row.source:<10} "
+              f"{row.metric or '-'}={value}  lr={_short(row.params.get('lr'))}  {source}")
+    return 0
+
+
+def _cmd_defaults_promote(args: argparse.Namespace) -> int:
+    from search.launch import SPEC_ATTR
+    from search.promote import promote_best_trial
+    from search.spec import parse_spec
+    from storage import resolve_storage_url
+
+    url = resolve_storage_url(args.storage)
+    study = _load_study(url, args.study)
+    spec = parse_spec(study.user_attrs.get(SPEC_ATTR) or {}, source=f"study {args.study!r}")
+    report = promote_best_trial(study, spec, url, extra_seeds=args.extra_seeds,
+                                force=args.force, emit=print)
+    print_promotion(report)
+    return 0
+
+
+def print_promotion(report: Any) -> None:
+    seeds = ", ".join(f"{s}: {v:.4f}" for s, v in zip(report.seeds, report.values, strict=True))
+    verdict = "promoted" if report.outcome.promoted else "not promoted"
+    print(f"{verdict}: trial {report.trial.number} as {report.key}, mean {report.mean:.4f} "
+          f"over seeds ({seeds}); {report.outcome.reason}")
+
+
+def _load_study(url: str, name: str) -> Any:
+    import optuna
+
+    from search.errors import StudyError
+    from storage import open_optuna_storage, redact
+
+    storage = open_optuna_storage(url)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = optuna.get_all_study_names(storage)
+        raise StudyError(f"no study {name!r} in {redact(url)}; studies there: "
+                         f"{names or 'none'}") from None
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from search.launch import SPEC_ATTR
+    from search.objective import CONFIG_ATTR
+    from search.promote import best_finished_trial
+    from storage import registry, resolve_storage_url
+
+    url = resolve_storage_url(args.storage)
+    study = _load_study(url, args.study)
+    trial = best_finished_trial(study, args.trial)
+    config = dict(trial.user_attrs.get(CONFIG_ATTR) or {})
+    trainer = (study.user_attrs.get(SPEC_ATTR) or {}).get("trainer", "cifar")
+    metrics: dict[str, float | int | None] = {
+        k: v for k, v in trial.user_attrs.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)}
+    metrics["value"] = trial.value
+    version = registry.create_version(
+        _engine(args), name=args.name, trainer=trainer, params=dict(trial.params),
+        config=config, metrics=metrics, seeds=[int(config.get("seed", 0))],
+        study_name=study.study_name, trial_number=trial.number,
+        code_version=trial.user_attrs.get("code_version"),
+        library_versions=trial.user_attrs.get("library_versions"), note=args.note,
+        aliases=args.alias)
+    print(f"exported trial {trial.number} of {study.study_name!r} as {version.ref}"
+          + (f" (aliases {', '.join(version.aliases)})" if version.aliases else ""))
+    return 0
+
+
+def _cmd_registry_list(args: argparse.Namespace) -> int:
+    from storage import registry
+
+    versions = registry.list_versions(_engine(args), args.name)
+    if not versions:
+        print("the registry is empty" if args.name is None else f"no versions of {args.name!r}")
+    for v in versions:
+        value = v.metrics.get("value")
+        print(f"{v.ref:<32} {v.created_at:%Y-%m-%d %H:%M}  value "
+              f"{_short(value) if value is not None else '-':<8} from {v.study_name}#"
+              f"{v.trial_number}" + (f"  [{', '.join(v.aliases)}]" if v.aliases else ""))
+    return 0
+
+
+def _cmd_registry_show(args: argparse.Namespace) -> int:
+    import yaml
+
+    from storage import registry
+
+    print(yaml.safe_dump(registry.resolve(_engine(args), args.ref).to_dict(), sort_keys=False),
+          end="")
+    return 0
+
+
+def _cmd_registry_alias(args: argparse.Namespace) -> int:
+    from storage import registry
+
+    version = registry.set_alias(_engine(args), args.ref, args.alias)
+    print(f"{version.name}@{args.alias} -> version {version.version}")
+    return 0
+
+
+def _cmd_registry_export(args: argparse.Namespace) -> int:
+    from search.registry_files import write_version_file
+    from storage import registry
+
+    path = write_version_file(registry.resolve(_engine(args), args.ref), args.out, args.format)
+    print(f"wrote {path}")
+    return 0

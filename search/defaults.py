@@ -1,0 +1,159 @@
+"""Resolution of a trainer config from its layers, with the source of every value.
+
+Order, later wins: trainer code defaults (for optimizer settings: the optimizer-settings
+document) < the current tuned default for (trainer, model, optimizer, dataset) < explicit values
+(a study's config and suggestions, or command-line flags).
+
+When the batch size is set above the tuned-default layer but the learning rate comes from it,
+the learning rate follows a scaling rule (linear by default, square root, or none) and a note
+says so. When the epoch budget is set above it but milestones come from it, the milestones keep
+their fractions of the budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search.errors import SpecError
+from search.trainer_registry import TrainerEntry
+
+__all__ = ["SCALING_RULES", "TUNED_FIELDS", "Resolution", "TunedLookup", "dataset_key",
+           "defaults_key", "resolve_config", "tuned_params_from_config"]
+
+log = logging.getLogger(__name__)
+
+SCALING_RULES = ("linear", "sqrt", "none")
+# The hyperparameters a tuned-defaults row carries: what a study tunes, not what it runs on.
+TUNED_FIELDS = ("lr", "weight_decay", "momentum", "beta1", "beta2", "eps", "alpha", "rho",
+                "lr_decay", "task_weights", "batch_size", "label_smoothing", "clip_grad_norm",
+                "epochs", "schedule", "milestones", "gamma", "step_size", "exp_per_step",
+                "warmup_epochs", "min_lr", "plateau_patience", "plateau_factor",
+                "plateau_cooldown", "pct_start", "patience", "min_delta")
+
+CODE = "code default"
+DOCUMENT = "code default (optimizer-settings document)"
+EXPLICIT = "explicit"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    config: Any
+    sources: Mapping[str, str]
+    notes: tuple[str, ...]
+    tuned_row_id: int | None
+
+
+def dataset_key(dataset: str) -> str:
+    """The name a data source is known by in the tuned-defaults table."""
+    if dataset in ("synthetic", "cifar10"):
+        return dataset
+    path = Path(dataset)
+    if "cifar10" in str(path).lower().replace("-", "").replace("_", ""):
+        return "cifar10"
+    name = path.name
+    for suffix in (".tar.gz", ".tgz", ".tar"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def defaults_key(trainer: str, cfg: Any) -> tuple[str, str, str, str]:
+    return trainer, str(cfg.model), str(cfg.optimizer), dataset_key(str(cfg.dataset))
+
+
+def tuned_params_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k in TUNED_FIELDS}
+
+
+def resolve_config(entry: TrainerEntry, *, explicit: Mapping[str, Any],
+                   tuned: Mapping[str, Any] | None, tuned_row_id: int | None = None,
+                   scaling_rule: str = "linear", tuned_label: str = "tuned default",
+                   whole_config: bool = False) -> Resolution:
+    """``tuned`` is the middle layer: a tuned-defaults row (its TUNED_FIELDS apply) or, with
+    ``whole_config``, a complete config such as a registry version (every field applies)."""
+    if scaling_rule not in SCALING_RULES:
+        raise SpecError(f"unknown scaling rule {scaling_rule!r}; expected one of "
+                        f"{list(SCALING_RULES)}")
+    fields = entry.field_names()
+    unknown = sorted(set(explicit) - fields)
+    if unknown:
+        raise SpecError(f"unknown {entry.name} config key(s) {unknown}; valid keys: "
+                        f"{sorted(fields)}")
+    layer = {k: v for k, v in (tuned or {}).items()
+             if k in fields and (whole_config or k in TUNED_FIELDS) and k not in explicit}
+    notes: list[str] = []
+    if "lr" in layer and "batch_size" in explicit and "batch_size" in (tuned or {}):
+        old_bs, new_bs = int(tuned["batch_size"]), int(explicit["batch_size"])  # type: ignore[index]
+        if old_bs != new_bs and scaling_rule != "none":
+            ratio = new_bs / old_bs
+            factor = ratio if scaling_rule == "linear" else math.sqrt(ratio)
+            notes.append(f"lr {layer['lr']:.6g} -> {layer['lr'] * factor:.6g}: {scaling_rule} "
+                         f"scaling for batch size {new_bs} instead of the tuned {old_bs}")
+            layer["lr"] = float(layer["lr"]) * factor
+    if "milestones" in layer and "epochs" in explicit and "epochs" in (tuned or {}):
+        old_epochs, new_epochs = int(tuned["epochs"]), int(explicit["epochs"])  # type: ignore[index]
+        if old_epochs != new_epochs:
+            scaled = sorted({min(new_epochs, max(1, round(m * new_epochs / old_epochs)))
+                             for m in layer["milestones"]})
+            notes.append(f"milestones {list(layer['milestones'])} -> {scaled}: same fractions "
+                         f"of {new_epochs} epochs as of the tuned {old_epochs}")
+            layer["milestones"] = scaled
+    cfg = entry.build_config(layer, explicit)
+    unresolved = entry.build_config({k: v for k, v in explicit.items()
+                                     if k in ("optimizer", "model")})
+    resolved = cfg.resolved() if hasattr(cfg, "resolved") else cfg
+    sources: dict[str, str] = {}
+    for f in dataclasses.fields(resolved):
+        if f.name in explicit:
+            sources[f.name] = EXPLICIT
+        elif f.name in layer:
+            sources[f.name] = f"{tuned_label} (row {tuned_row_id})" if tuned_row_id else \
+                tuned_label
+        elif getattr(unresolved, f.name, None) is None and getattr(resolved, f.name) is not None:
+            sources[f.name] = DOCUMENT
+        else:
+            sources[f.name] = CODE
+    return Resolution(resolved, sources, tuple(notes), tuned_row_id if layer else None)
+
+
+class TunedLookup:
+    """Finds the current tuned-defaults row for a config's key, once per key per process.
+
+    A storage without hpsearch's tables (never ran ``hpsearch db upgrade``) has no tuned
+    defaults: that is logged once and the code defaults apply.
+    """
+
+    def __init__(self, storage_url: str | None) -> None:
+        self._url = storage_url
+        self._engine: Any = None
+        self._cache: dict[tuple[str, str, str, str], tuple[dict[str, Any], int] | None] = {}
+        self._missing_logged = False
+
+    def __call__(self, entry: TrainerEntry, explicit: Mapping[str, Any]
+                 ) -> tuple[dict[str, Any], int] | None:
+        if self._url is None:
+            return None
+        from storage import StorageError
+        from storage.defaults import DefaultsKey, current_default
+        from storage.engine import make_engine
+
+        key = defaults_key(entry.name, entry.build_config(
+            {k: v for k, v in explicit.items() if k in ("model", "optimizer", "dataset")}))
+        if key not in self._cache:
+            if self._engine is None:
+                self._engine = make_engine(self._url)
+            try:
+                row = current_default(self._engine, DefaultsKey(*key))
+            except StorageError as exc:
+                if not self._missing_logged:
+                    log.info("no tuned defaults (%s); code defaults apply", exc)
+                    self._missing_logged = True
+                row = None
+            self._cache[key] = None if row is None else (dict(row.params), row.id)
+        return self._cache[key]

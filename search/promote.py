@@ -1,0 +1,98 @@
+"""Promotion: a study's best trial, re-measured on extra seeds, into the tuned-defaults table.
+
+The best feasible trial's resolved config is trained again with ``extra_seeds`` more seeds
+(seed + 1, seed + 2, ...); the mean over all seeds (the trial's own value included) must beat the
+current row on the same metric, or ``force`` is given. Rows are inserted, never edited.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search.defaults import defaults_key, tuned_params_from_config
+from search.errors import StudyError
+from search.objective import CONFIG_ATTR
+from search.provenance import code_version, library_versions
+from search.spec import StudySpec
+from search.trainer_registry import get_trainer
+from storage.defaults import DefaultsKey, PromotionOutcome, promote
+from storage.engine import make_engine
+
+__all__ = ["PromotionReport", "best_finished_trial", "promote_best_trial"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PromotionReport:
+    trial: FrozenTrial
+    key: DefaultsKey
+    values: tuple[float, ...]
+    seeds: tuple[int, ...]
+    outcome: PromotionOutcome
+
+    @property
+    def mean(self) -> float:
+        return statistics.mean(self.values)
+
+
+def best_finished_trial(study: optuna.Study, trial_number: int | None = None) -> FrozenTrial:
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if trial_number is not None:
+        for t in study.get_trials(deepcopy=False):
+            if t.number == trial_number:
+                if t.state != TrialState.COMPLETE:
+                    raise StudyError(f"trial {trial_number} of study {study.study_name!r} is "
+                                     f"{t.state.name}, not COMPLETE; pick a completed trial")
+                return t
+        raise StudyError(f"study {study.study_name!r} has no trial {trial_number}; it has "
+                         f"{len(study.trials)} trials")
+    if not completed:
+        raise StudyError(f"study {study.study_name!r} has no completed trial yet; run it "
+                         "first (hpsearch launch) or pick a study that finished trials")
+    try:
+        return study.best_trial
+    except ValueError:
+        raise StudyError(f"study {study.study_name!r} has completed trials but none is "
+                         "feasible (all exceed the train-validation gap limit)") from None
+
+
+def promote_best_trial(study: optuna.Study, spec: StudySpec, storage_url: str, *,
+                       extra_seeds: int = 2, force: bool = False,
+                       emit: Callable[[str], None] = log.info) -> PromotionReport:
+    if extra_seeds < 0:
+        raise StudyError(f"extra seeds must be >= 0, got {extra_seeds}")
+    trial = best_finished_trial(study)
+    entry = get_trainer(spec.trainer)
+    config = dict(trial.user_attrs.get(CONFIG_ATTR) or {})
+    if not config:
+        raise StudyError(f"trial {trial.number} has no recorded config; it was not run by "
+                         "hpsearch and cannot be promoted")
+    cfg = entry.build_config(config)
+    assert trial.value is not None
+    values = [float(trial.value)]
+    seeds = [int(cfg.seed)]
+    for i in range(1, extra_seeds + 1):
+        seed = int(cfg.seed) + i
+        emit(f"re-measuring trial {trial.number} with seed {seed} ({i}/{extra_seeds})")
+        result = entry.train(cfg.replace(seed=seed))
+        if result["stop_reason"] == "diverged":
+            raise StudyError(f"trial {trial.number} diverged with seed {seed} (epoch "
+                             f"{result['diverged_epoch']}); it is not promoted")
+        values.append(float(result[spec.metric]))
+        seeds.append(seed)
+    mean = statistics.mean(values)
+    key = DefaultsKey(*defaults_key(spec.trainer, cfg))
+    outcome = promote(
+        make_engine(storage_url), key, params=tuned_params_from_config(config),
+        metric=spec.metric, value=mean, n_seeds=len(values), study_name=study.study_name,
+        trial_number=trial.number, code_version=code_version(),
+        library_versions=library_versions(), higher_is_better=spec.direction == "maximize",
+        force=force, note=f"mean of seeds {seeds}: {[round(v, 4) for v in values]}")
+    return PromotionReport(trial, key, tuple(values), tuple(seeds), outcome)
