@@ -20,7 +20,8 @@ def _run_study(spec_dict: dict[str, Any], url: str, tmp_path: Path,
                capsys: pytest.CaptureFixture[str], *extra: str) -> str:
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec_dict))
-    code = main(["launch", str(path), "--storage", url, *extra])
+    # promotion has its own tests (test_tuning.py); here it would only add re-measurements
+    code = main(["launch", str(path), "--storage", url, "--no-promote", *extra])
     out, err = capsys.readouterr()
     assert code == 0, err
     return out

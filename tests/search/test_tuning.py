@@ -1,0 +1,179 @@
+"""Tuned defaults and the registry, through the CLI, on a real study in SQLite."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from search.cli import main
+from search.defaults import resolve_config
+from search.launch import create_or_join
+from search.registry_files import load_config_file
+from search.spec import parse_spec
+from search.trainer_registry import get_trainer
+from storage import open_optuna_storage, registry
+from storage.defaults import DefaultsKey, current_default
+from storage.engine import make_engine
+from tests.conftest import TINY_SPEC
+
+KEY = DefaultsKey("cifar", "resnet18", "sgd", "synthetic")
+
+
+@pytest.fixture(scope="module")
+def study_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    """One finished, promoted study (3 trials, 1 extra seed), shared by this module's tests;
+    each test works on its own copy of the database file."""
+    tmp = tmp_path_factory.mktemp("tuning")
+    spec = copy.deepcopy(TINY_SPEC)
+    spec.update(name="tuning", budget={"trials": 3, "workers": 1}, pruner={"name": "none"})
+    path = tmp / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["launch", str(path), "--storage", f"sqlite:///{tmp / 'db.sqlite'}",
+                     "--extra-seeds", "1"])
+    assert code == 0
+    text = out.getvalue()
+    assert "promoted: trial" in text and "as cifar/resnet18/sgd/synthetic" in text
+    assert "over seeds (0: " in text and ", 1: " in text
+    return spec, tmp / "db.sqlite"
+
+
+@pytest.fixture
+def finished(study_db: tuple[dict[str, Any], Path], tmp_path: Path,
+             monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], str]:
+    spec, db = study_db
+    copy_path = tmp_path / "study.db"
+    shutil.copy(db, copy_path)
+    for suffix in ("-wal", "-shm"):
+        if Path(f"{db}{suffix}").exists():
+            shutil.copy(f"{db}{suffix}", f"{copy_path}{suffix}")
+    return spec, f"sqlite:///{copy_path}"
+
+
+def test_a_finished_study_promotes_its_winner_re_measured_on_extra_seeds(
+        finished: tuple[dict[str, Any], str], capsys: pytest.CaptureFixture[str]) -> None:
+    spec, sqlite_url = finished
+    study = optuna.load_study(study_name=spec["name"], storage=sqlite_url)
+    row = current_default(make_engine(sqlite_url), KEY)
+    assert row is not None and row.source == "measured" and row.n_seeds == 2
+    assert row.study_name == spec["name"] and row.trial_number == study.best_trial.number
+    assert row.params["lr"] == pytest.approx(study.best_trial.params["lr"])
+    assert "dataset" not in row.params and "seed" not in row.params
+    # promoting the same study again cannot beat itself without --force
+    assert main(["defaults", "promote", spec["name"], "--storage", sqlite_url,
+                 "--extra-seeds", "1"]) == 0
+    assert "not promoted" in capsys.readouterr().out
+    assert main(["defaults", "history", "--optimizer", "sgd", "--dataset", "synthetic",
+                 "--storage", sqlite_url]) == 0
+    history = capsys.readouterr().out.strip().splitlines()
+    assert len(history) == 1 and history[0].startswith("* row")
+
+
+def test_tuned_default_sets_the_lr_and_says_where_values_came_from(
+        finished: tuple[dict[str, Any], str], capsys: pytest.CaptureFixture[str]) -> None:
+    _, sqlite_url = finished
+    row = current_default(make_engine(sqlite_url), KEY)
+    assert row is not None
+    tuned_bs = int(row.params["batch_size"])
+    assert main(["train", "--optimizer", "sgd", "--batch-size", str(tuned_bs * 2), "--dry-run",
+                 "--storage", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    lr_line = next(line for line in out.splitlines() if line.startswith("lr "))
+    assert f"tuned default (row {row.id})" in lr_line
+    assert f"{row.params['lr'] * 2:.6g}" in lr_line
+    assert "linear scaling for batch size" in out
+    assert main(["train", "--optimizer", "sgd", "--batch-size", str(tuned_bs * 4),
+                 "--scaling-rule", "sqrt", "--dry-run", "--storage", sqlite_url]) == 0
+    assert f"{row.params['lr'] * 2:.6g}" in capsys.readouterr().out
+
+
+def test_export_alias_file_round_trip_and_train_from_the_registry(
+        finished: tuple[dict[str, Any], str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    spec, sqlite_url = finished
+    assert main(["export", spec["name"], "--name", "tiny-best", "--alias", "production",
+                 "--storage", sqlite_url]) == 0
+    assert "as tiny-best@1 (aliases production)" in capsys.readouterr().out
+    version = registry.resolve(make_engine(sqlite_url), "tiny-best@production")
+    study = optuna.load_study(study_name=spec["name"], storage=sqlite_url)
+    assert version.trial_number == study.best_trial.number
+    assert version.config == study.best_trial.user_attrs["config"]
+    out_dir = tmp_path / "exports"
+    for fmt in ("yaml", "json"):
+        assert main(["registry", "export", "tiny-best@production", "--format", fmt, "--out",
+                     str(out_dir), "--storage", sqlite_url]) == 0
+        capsys.readouterr()
+        trainer, cfg, doc = load_config_file(out_dir / f"tiny-best-v1.{fmt}")
+        assert cfg == get_trainer(trainer).build_config(version.config)  # identical config
+        assert doc["source"] == {"study": spec["name"], "trial": version.trial_number}
+    assert main(["train", "--config", "registry:tiny-best@production", "--dry-run",
+                 "--storage", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    assert "registry tiny-best@1" in out
+    # a file edited by hand into an invalid config is refused, naming the file and the value
+    bad = json.loads((out_dir / "tiny-best-v1.json").read_text())
+    bad["config"]["optimizer"] = "adamw2"
+    (out_dir / "bad.json").write_text(json.dumps(bad))
+    assert main(["train", "--config", str(out_dir / "bad.json"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.json" in err and "unknown optimizer 'adamw2'" in err
+
+
+def test_registry_bad_input(finished: tuple[dict[str, Any], str],
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    _, sqlite_url = finished
+    optuna.create_study(study_name="empty", storage=sqlite_url)
+    assert main(["export", "empty", "--name", "x", "--storage", sqlite_url]) == 2
+    assert "has no completed trial yet" in capsys.readouterr().err
+    assert main(["registry", "show", "nope@production", "--storage", sqlite_url]) == 2
+    assert "no registry entry named 'nope'" in capsys.readouterr().err
+    assert main(["export", "tuning", "--name", "../escape",
+                 "--storage", sqlite_url]) == 2
+    assert "no slashes" in capsys.readouterr().err
+
+
+def test_a_new_study_queues_the_tuned_default_and_can_import_an_earlier_round(
+        finished: tuple[dict[str, Any], str]) -> None:
+    old_spec, sqlite_url = finished
+    new = dict(old_spec, name=old_spec["name"] + "-round2")
+    spec = parse_spec(new)
+    storage = open_optuna_storage(sqlite_url)
+    study, created = create_or_join(spec, storage, storage_url=sqlite_url,
+                                    warm_start=old_spec["name"])
+    assert created
+    row = current_default(make_engine(sqlite_url), KEY)
+    assert row is not None
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    labels = [t.user_attrs["hps_baseline"] for t in waiting]
+    assert labels == ["slow", "fast", f"tuned-default:row {row.id}"]
+    assert waiting[2].system_attrs["fixed_params"]["lr"] == pytest.approx(row.params["lr"])
+    imported = [t for t in study.get_trials() if "hps_imported_from" in t.user_attrs]
+    old = optuna.load_study(study_name=old_spec["name"], storage=sqlite_url)
+    assert len(imported) == len(old.trials)
+    assert {t.value for t in imported} == {t.value for t in old.trials}
+    from search.budget import budget_left
+
+    assert budget_left(study, 3)  # imported history does not use the new budget
+
+
+def test_resolution_layers_without_a_database() -> None:
+    entry = get_trainer("cifar")
+    res = resolve_config(entry, explicit={"optimizer": "adam", "batch_size": 64},
+                         tuned={"lr": 0.004, "batch_size": 128, "weight_decay": 0.1,
+                                "dataset": "elsewhere"}, tuned_row_id=7, scaling_rule="none")
+    assert res.config.lr == 0.004 and res.config.weight_decay == 0.1
+    assert res.config.dataset == "synthetic"  # a tuned row never moves the data
+    assert res.sources["lr"] == "tuned default (row 7)" and res.sources["batch_size"] == "explicit"
+    assert res.sources["eps"] == "code default (optimizer-settings document)"
+    assert res.notes == ()
