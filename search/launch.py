@@ -23,7 +23,7 @@ from search.progress import describe_trial, format_progress, read_progress
 from search.promote import PromotionReport, promote_best_trial
 from search.space import baseline_to_optuna_params, representative_params
 from search.spec import StudySpec
-from search.warm_start import config_to_params, import_trials
+from search.warm_start import check_source, config_to_params, import_trials
 from search.worker import WORKER_ATTR, worker_identity
 from storage import open_optuna_storage, redact, upgrade
 
@@ -54,6 +54,11 @@ def create_or_join(spec: StudySpec, storage: optuna.storages.BaseStorage, *,
                                                                         include_best_trial=False)}
     if spec.name in existing:
         return _join(spec, storage, existing[spec.name].direction), False
+    # Everything that can fail is looked up before the study exists: a bad pin or warm-start
+    # source leaves no half-made study behind.
+    incumbents = _incumbents(spec, storage_url) if storage_url is not None else []
+    if warm_start is not None:
+        check_source(storage, warm_start, spec.direction)
     try:
         study = optuna.create_study(study_name=spec.name, storage=storage,
                                     direction=optuna.study.StudyDirection[spec.direction.upper()])
@@ -66,16 +71,14 @@ def create_or_join(spec: StudySpec, storage: optuna.storages.BaseStorage, *,
         study.enqueue_trial(baseline_to_optuna_params(spec, baseline),
                             user_attrs={BASELINE_ATTR: baseline.name,
                                         OVERRIDES_ATTR: dict(baseline.config)})
-    if storage_url is not None:
-        _enqueue_incumbents(study, spec, storage_url, emit)
+    _enqueue_incumbents(study, spec, incumbents, emit)
     if warm_start is not None:
         import_trials(study, spec, warm_start, emit)
     return study, True
 
 
-def _enqueue_incumbents(study: optuna.Study, spec: StudySpec, storage_url: str,
-                        emit: Callable[[str], None]) -> None:
-    """Queue the current tuned default and the pinned registry versions, budget permitting."""
+def _incumbents(spec: StudySpec, storage_url: str) -> list[tuple[str, dict[str, Any]]]:
+    """The current tuned default and the pinned registry versions, as (label, config)."""
     from storage import registry
     from storage.engine import make_engine
 
@@ -89,6 +92,13 @@ def _enqueue_incumbents(study: optuna.Study, spec: StudySpec, storage_url: str,
         for ref in spec.pins:
             version = registry.resolve(engine, ref)
             candidates.append((f"registry:{version.ref}", dict(version.config)))
+    return candidates
+
+
+def _enqueue_incumbents(study: optuna.Study, spec: StudySpec,
+                        candidates: list[tuple[str, dict[str, Any]]],
+                        emit: Callable[[str], None]) -> None:
+    """Queue the incumbents as first trials after the baselines, budget permitting."""
     room = spec.n_trials - len(spec.baselines)
     queued: list[dict[str, Any]] = []
     for label, config in candidates:

@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from search.errors import StudyError
 from search.spec import ParamSpec, StudySpec
 
-__all__ = ["IMPORTED_ATTR", "config_to_params", "import_trials"]
+__all__ = ["IMPORTED_ATTR", "check_source", "config_to_params", "import_trials"]
 
 log = logging.getLogger(__name__)
 
@@ -74,20 +74,26 @@ def _distributions(space: tuple[ParamSpec, ...]) -> dict[str, BaseDistribution]:
     return dists
 
 
-def import_trials(target: optuna.Study, spec: StudySpec, source_name: str,
-                  emit: Callable[[str], None] = log.info) -> int:
-    """Copy ``source_name``'s finished trials whose parameters fit ``spec``'s space."""
-    storage = target._storage
+def check_source(storage: optuna.storages.BaseStorage, source_name: str,
+                 direction: str) -> optuna.Study:
+    """The earlier round to import from; it must exist and optimise in the same direction."""
     try:
         source = optuna.load_study(study_name=source_name, storage=storage)
     except KeyError:
         names = optuna.get_all_study_names(storage)
         raise StudyError(f"--warm-start: no study {source_name!r} in this storage; studies: "
                          f"{names}") from None
-    if source.direction != target.direction:
+    if source.direction.name.lower() != direction:
         raise StudyError(f"--warm-start: study {source_name!r} is "
-                         f"{source.direction.name.lower()}, this one "
-                         f"{target.direction.name.lower()}; their values do not compare")
+                         f"{source.direction.name.lower()}, this one {direction}; their values "
+                         "do not compare")
+    return source
+
+
+def import_trials(target: optuna.Study, spec: StudySpec, source_name: str,
+                  emit: Callable[[str], None] = log.info) -> int:
+    """Copy ``source_name``'s finished trials whose parameters fit ``spec``'s space."""
+    source = check_source(target._storage, source_name, spec.direction)
     dists = _distributions(spec.space)
     copied, skipped = 0, 0
     for t in source.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):

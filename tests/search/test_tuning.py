@@ -177,3 +177,23 @@ def test_resolution_layers_without_a_database() -> None:
     assert res.sources["lr"] == "tuned default (row 7)" and res.sources["batch_size"] == "explicit"
     assert res.sources["eps"] == "code default (optimizer-settings document)"
     assert res.notes == ()
+
+
+def test_pinned_registry_versions_are_queued_and_unknown_pins_fail(
+        finished: tuple[dict[str, Any], str], capsys: pytest.CaptureFixture[str]) -> None:
+    old_spec, sqlite_url = finished
+    assert main(["export", old_spec["name"], "--name", "pinned", "--alias", "production",
+                 "--storage", sqlite_url]) == 0
+    capsys.readouterr()
+    spec = parse_spec(dict(old_spec, name="with-pins", pins=["pinned@production"]))
+    study, _ = create_or_join(spec, open_optuna_storage(sqlite_url), storage_url=sqlite_url)
+    labels = [t.user_attrs["hps_baseline"] for t in study.get_trials()]
+    # the pin equals the promoted tuned default (same trial), so it is queued once
+    assert labels[:2] == ["slow", "fast"] and len(labels) == 3
+    assert labels[2].startswith("tuned-default:row")
+    bad = parse_spec(dict(old_spec, name="bad-pins", pins=["pinned@staging"]))
+    from storage import StorageError
+
+    with pytest.raises(StorageError, match="has no alias 'staging'"):
+        create_or_join(bad, open_optuna_storage(sqlite_url), storage_url=sqlite_url)
+    assert "bad-pins" not in optuna.get_all_study_names(sqlite_url)  # nothing half-made
