@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,7 +71,25 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="trial counts, best trial and progress of a study")
     p.add_argument("study", help="study name")
     p.add_argument("--storage", help=storage_help)
+    p.add_argument("--watch", type=float, metavar="SECONDS",
+                   help="keep printing progress every SECONDS until the budget is done")
     p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("dashboard", help="optuna-dashboard on the same storage (no "
+                                         "authentication: binds to 127.0.0.1 by default)")
+    p.add_argument("--storage", help=storage_help)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=_cmd_dashboard)
+
+    p = sub.add_parser("report", help="HTML + Markdown report with plots and the round "
+                                      "analysis, and the next round's spec")
+    p.add_argument("study")
+    p.add_argument("--previous", metavar="STUDY", help="the previous round to compare against")
+    p.add_argument("--out", required=True, help="directory for report.html, report.md, "
+                                                "next_round.yaml and the plots")
+    p.add_argument("--storage", help=storage_help)
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("studies", help="list the studies in a storage")
     p.add_argument("--storage", help=storage_help)
@@ -113,9 +132,11 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         name=args.study_name, trials=args.trials, workers=args.workers, epochs=args.epochs,
         config=_parse_overrides(args.overrides))
     url = resolve_storage_url(args.storage)
-    result = launch(spec, url, emit=lambda line: print(line, flush=True),
-                    warm_start=args.warm_start, promote=not args.no_promote,
-                    extra_seeds=args.extra_seeds)
+    emit, progress = _line_printers()
+    result = launch(spec, url, emit=emit, progress=progress, progress_every_s=1.0
+                    if sys.stdout.isatty() else 15.0, warm_start=args.warm_start,
+                    promote=not args.no_promote, extra_seeds=args.extra_seeds)
+    emit("")
     print(f"finished in {result.seconds:.1f}s: {result.execution.trials_run} trials run by this "
           "launcher")
     for line in result.execution.errors:
@@ -145,6 +166,32 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _line_printers() -> tuple[Any, Any]:
+    """On a terminal the progress line is redrawn in place under the lasting lines; anywhere
+    else (a log file, CI) every line is plain text."""
+    if not sys.stdout.isatty():
+        def plain(line: str) -> None:
+            if line:
+                print(line, flush=True)
+        return plain, plain
+
+    def lasting(line: str) -> None:
+        sys.stdout.write("\r\x1b[K" + (line + "\n" if line else ""))
+        sys.stdout.flush()
+
+    def status(line: str) -> None:
+        sys.stdout.write("\r\x1b[K" + line[: _terminal_width() - 1])
+        sys.stdout.flush()
+
+    return lasting, status
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((100, 20)).columns
+
+
 def _reached(spec: Any, value: float) -> bool:
     return value >= spec.target if spec.direction == "maximize" else value <= spec.target
 
@@ -171,13 +218,48 @@ def _cmd_status(args: argparse.Namespace) -> int:
     metric = spec.get("objective", {}).get("metric", "value")
     p = read_progress(study, budget=budget, workers=workers)
     print(f"study {study.study_name!r} ({p.direction} {metric}) in {redact(url)}")
-    print(format_progress(p))
+    print(format_progress(p), flush=True)
+    while args.watch and (budget is None or p.done < budget):
+        time.sleep(args.watch)
+        p = read_progress(study, budget=budget, workers=workers)
+        print(format_progress(p), flush=True)
     for t in p.finished[-10:]:
         print("  " + describe_trial(t, metric))
     if p.best is not None:
         print(f"best trial {p.best.number}: {metric} = {p.best.value:.4f}")
         for line in format_config(p.best.user_attrs.get("config", p.best.params)):
             print(line)
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from search.dashboard import serve
+    from storage import resolve_storage_url
+
+    serve(resolve_storage_url(args.storage), host=args.host, port=args.port,
+          emit=lambda line: print(line, flush=True))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from search.cli_tuning import load_study_or_fail
+    from search.errors import StudyError
+    from search.launch import SPEC_ATTR
+    from search.report import load_previous, write_report
+    from storage import resolve_storage_url
+
+    url = resolve_storage_url(args.storage)
+    study = load_study_or_fail(url, args.study)
+    spec = study.user_attrs.get(SPEC_ATTR)
+    if not spec:
+        raise StudyError(f"study {args.study!r} was not launched by hpsearch (no spec stored); "
+                         "the report needs its search space")
+    files = write_report(study, spec, args.out,
+                         previous=load_previous(study._storage, args.previous))
+    for line in [c.line() for c in files.analysis.comparisons]:
+        print(line)
+    print(f"wrote {files.html}, {files.markdown} and {files.next_spec}")
+    print(f"next round: hpsearch launch {files.next_spec}")
     return 0
 
 

@@ -9,7 +9,7 @@ import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["add_commands", "print_promotion"]
+__all__ = ["add_commands", "load_study_or_fail", "print_promotion"]
 
 _STORAGE_HELP = "database URL (default: $HPSEARCH_STORAGE, else sqlite:///hpsearch.db)"
 
@@ -205,7 +205,7 @@ def _cmd_defaults_promote(args: argparse.Namespace) -> int:
     from storage import resolve_storage_url
 
     url = resolve_storage_url(args.storage)
-    study = _load_study(url, args.study)
+    study = load_study_or_fail(url, args.study)
     spec = parse_spec(study.user_attrs.get(SPEC_ATTR) or {}, source=f"study {args.study!r}")
     report = promote_best_trial(study, spec, url, extra_seeds=args.extra_seeds,
                                 force=args.force, emit=print)
@@ -220,7 +220,7 @@ def print_promotion(report: Any) -> None:
           f"over seeds ({seeds}); {report.outcome.reason}")
 
 
-def _load_study(url: str, name: str) -> Any:
+def load_study_or_fail(url: str, name: str) -> Any:
     import optuna
 
     from search.errors import StudyError
@@ -242,7 +242,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from storage import registry, resolve_storage_url
 
     url = resolve_storage_url(args.storage)
-    study = _load_study(url, args.study)
+    study = load_study_or_fail(url, args.study)
     trial = best_finished_trial(study, args.trial)
     config = dict(trial.user_attrs.get(CONFIG_ATTR) or {})
     trainer = (study.user_attrs.get(SPEC_ATTR) or {}).get("trainer", "cifar")

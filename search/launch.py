@@ -132,8 +132,12 @@ def _join(spec: StudySpec, storage: optuna.storages.BaseStorage,
 
 
 def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = log.info,
-           progress_every_s: float = 15.0, warm_start: str | None = None,
-           promote: bool = True, extra_seeds: int = 2) -> LaunchResult:
+           progress: Callable[[str], None] | None = None, progress_every_s: float = 15.0,
+           warm_start: str | None = None, promote: bool = True,
+           extra_seeds: int = 2) -> LaunchResult:
+    """Run the study to its budget. ``emit`` gets lasting lines (a finished trial, a
+    promotion); ``progress`` gets the status line, which a terminal may redraw in place."""
+    progress = progress or emit
     # Resolve one config up front: a bad dataset path or config fails here, not in N workers.
     objective = Objective(spec)
     objective.entry.check(objective.resolve(representative_params(spec.space), {}).config)
@@ -162,7 +166,7 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
         now = time.monotonic()
         if new or now - last_line[0] >= progress_every_s:
             last_line[0] = now
-            emit(format_progress(p))
+            progress(format_progress(p))
 
     def on_worker_lost(pid: int, code: int) -> None:
         _fail_trials_of(study, worker_identity(pid), f"worker process {pid} exited with code "

@@ -72,6 +72,8 @@ class Objective:
         except Exception as exc:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:2000])
             raise
+        finally:
+            trial.set_user_attr("lr_schedule", reporter.lr_per_epoch)
         for key, value in result.items():
             trial.set_user_attr(key, value)
         stop_reason = result["stop_reason"]

@@ -16,6 +16,7 @@ class TrialReporter:
         self._trial = trial
         self._metric = metric
         self.last_epoch = 0
+        self.lr_per_epoch: list[float] = []  # the schedule as it ran, for the trial's record
 
     def report(self, epoch: int, metrics: Mapping[str, float]) -> None:
         if self._metric not in metrics:
@@ -24,6 +25,8 @@ class TrialReporter:
         value = float(metrics[self._metric])
         if math.isfinite(value):
             self._trial.report(value, step=epoch)
+        if "lr" in metrics:
+            self.lr_per_epoch.append(float(metrics["lr"]))
         self.last_epoch = epoch
 
     def should_stop(self) -> bool:
