@@ -140,8 +140,10 @@ def optimization_notes(best: FrozenTrial) -> list[str]:
             notes.append(f"Training stopped at epoch {epochs_run}, before milestones {unused}: "
                          "those decays never happened")
         else:
-            notes.append(f"The last milestone (epoch {last}) came {epochs_run - last} epochs "
-                         f"before training stopped at epoch {epochs_run}")
+            gap = epochs_run - last
+            notes.append(f"The last milestone (epoch {last}) came {gap} epoch"
+                         f"{'' if gap == 1 else 's'} before training stopped at epoch "
+                         f"{epochs_run}")
     return notes
 
 
@@ -213,10 +215,20 @@ def _narrow(values: list[float], p: Mapping[str, Any]) -> tuple[float, float, st
         high = min(high, old_high)
     if p.get("log"):
         low = max(low, 1e-12)
+    # Three significant digits, rounded outwards so every top trial stays inside.
+    low, high = _round_sig(low, math.floor), _round_sig(high, math.ceil)
     why = f"{margin} the top trials' {_fmt(lo)}..{_fmt(hi)}"
     if edge:
         why += "; " + "; ".join(edge)
     return low, high, why
+
+
+def _round_sig(v: float, direction: Any, digits: int = 3) -> float:
+    if v == 0 or not math.isfinite(v):
+        return v
+    scale = 10 ** (digits - 1 - math.floor(math.log10(abs(v))))
+    # round first: 0.2 * 1.5 is 0.30000000000000004, which must not ceil to 0.301
+    return float(direction(round(v * scale, 6)) / scale)
 
 
 def _fmt(v: float) -> str:

@@ -197,21 +197,13 @@ def _reached(spec: Any, value: float) -> bool:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    import optuna
-
-    from search.errors import StudyError
+    from search.cli_tuning import load_study_or_fail
     from search.launch import SPEC_ATTR
     from search.progress import describe_trial, format_config, format_progress, read_progress
-    from storage import open_optuna_storage, redact, resolve_storage_url
+    from storage import redact, resolve_storage_url
 
     url = resolve_storage_url(args.storage)
-    storage = open_optuna_storage(url)
-    try:
-        study = optuna.load_study(study_name=args.study, storage=storage)
-    except KeyError:
-        names = optuna.get_all_study_names(storage)
-        raise StudyError(f"no study {args.study!r} in {redact(url)}; studies there: "
-                         f"{names or 'none'}") from None
+    study = load_study_or_fail(url, args.study)
     spec = study.user_attrs.get(SPEC_ATTR, {})
     budget = spec.get("budget", {}).get("trials")
     workers = spec.get("budget", {}).get("workers", 1)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,6 @@ from search.errors import StudyError
 from search.promote import best_finished_trial
 
 __all__ = ["ReportFiles", "load_previous", "write_report"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -102,3 +102,22 @@ def test_dashboard_page_renders_the_study_name_in_headless_chromium(
     keep = os.environ.get("HPSEARCH_SCREENSHOT_DIR")
     if keep:
         shutil.copy(shot, Path(keep) / "dashboard.png")
+
+
+def test_binding_beyond_localhost_warns_that_there_is_no_authentication(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import optuna_dashboard
+
+    from search.dashboard import serve
+
+    served: list[tuple[str, int]] = []
+    # Record instead of serving forever; the real server runs in the tests above.
+    monkeypatch.setattr(optuna_dashboard, "run_server",
+                        lambda storage, host, port: served.append((host, port)))
+    lines: list[str] = []
+    serve(sqlite_url, host="0.0.0.0", port=8099, emit=lines.append)
+    assert served == [("0.0.0.0", 8099)]
+    assert "no authentication" in lines[0] and "ssh -L 8099:127.0.0.1:8099" in lines[0]
+    lines.clear()
+    serve(sqlite_url, host="127.0.0.1", port=8099, emit=lines.append)
+    assert len(lines) == 1 and "no authentication" not in lines[0]

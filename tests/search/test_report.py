@@ -110,11 +110,13 @@ def test_next_round_narrows_around_the_top_trials_and_extends_at_edges() -> None
               _trial(0.60, lr=0.006, gamma=0.45, bs=256, ms=(0.2, 0.4, 0.6))]
     spec, reasons = next_round(SPEC, trials, top_k=3)
     lr = spec["space"]["lr"]
-    assert lr["low"] == pytest.approx(0.03 / 1.5)  # the 0.006 trial is not in the top 3
-    assert lr["high"] == pytest.approx(0.2 * 1.5)  # best trials at the upper edge: extended
+    assert lr["low"] == 0.02  # 0.03 / 1.5; the 0.006 trial is not in the top 3
+    assert lr["high"] == pytest.approx(0.3)  # best trials at the upper edge: extended
     assert any("lr:" in r and "upper edge" in r for r in reasons)
     assert spec["space"]["batch_size"]["choices"] == [96, 128]
     gamma = spec["space"]["gamma"]
-    assert gamma["low"] == pytest.approx(0.2 - 0.025) and gamma["high"] == pytest.approx(0.325)
+    assert gamma["low"] == pytest.approx(0.175) and gamma["high"] == pytest.approx(0.325)
+    ms = spec["space"]["milestones"]
+    assert ms["low"] <= 0.24 and ms["high"] >= 0.8 and ms["high"] == round(ms["high"], 3)
     assert spec["baselines"][0]["params"]["lr"] == 0.05
     parse_spec(spec)  # a spec hpsearch launch accepts
