@@ -32,6 +32,7 @@ __all__ = ["SPEC_ATTR", "LaunchResult", "create_or_join", "launch"]
 log = logging.getLogger(__name__)
 
 SPEC_ATTR = "hps_spec"
+_READY_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,6 @@ def create_or_join(spec: StudySpec, storage: optuna.storages.BaseStorage, *,
         summary = next(s for s in optuna.get_all_study_summaries(storage, False)
                        if s.study_name == spec.name)
         return _join(spec, storage, summary.direction), False
-    study.set_user_attr(SPEC_ATTR, spec.to_dict())
     for baseline in spec.baselines:
         study.enqueue_trial(baseline_to_optuna_params(spec, baseline),
                             user_attrs={BASELINE_ATTR: baseline.name,
@@ -74,6 +74,9 @@ def create_or_join(spec: StudySpec, storage: optuna.storages.BaseStorage, *,
     _enqueue_incumbents(study, spec, incumbents, emit)
     if warm_start is not None:
         import_trials(study, spec, warm_start, emit)
+    # Written last: the spec marks the study ready, and joiners wait for it (_join), so no
+    # other launcher's worker starts a trial before the baselines are queued.
+    study.set_user_attr(SPEC_ATTR, spec.to_dict())
     return study, True
 
 
@@ -124,6 +127,10 @@ def _join(spec: StudySpec, storage: optuna.storages.BaseStorage,
                          f"another study name (--study-name) or direction: "
                          f"{direction.name.lower()}")
     study = optuna.load_study(study_name=spec.name, storage=storage)
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    while SPEC_ATTR not in study.user_attrs and study.trials == [] \
+            and time.monotonic() < deadline:
+        time.sleep(0.5)  # its creator is still queueing the first trials
     stored = study.user_attrs.get(SPEC_ATTR)
     if stored is not None and stored.get("space") != spec.to_dict()["space"]:
         log.warning("joining study %r whose stored search space differs from this spec's",
