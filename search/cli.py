@@ -38,6 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hpsearch: interrupted; running trials were marked FAIL", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `hpsearch status X | head`: the reader left, not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from storage.races import retry_schema_race
 from storage.url import check_reachable, redact
 
 __all__ = ["VERSION_TABLE", "current_revision", "head_revision", "upgrade"]
@@ -48,11 +49,15 @@ def upgrade(url: str, revision: str = "head") -> tuple[str | None, str]:
     """Upgrade to ``revision``; return (revision before, revision after)."""
     before = current_revision(url)
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-    try:
+
+    def run() -> None:
         with engine.begin() as conn:
             cfg = _config()
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+
+    try:
+        retry_schema_race(run, what="migrating hpsearch's tables")
     finally:
         engine.dispose()
     after = current_revision(url)

@@ -18,6 +18,7 @@ from typing import Any
 
 import optuna
 
+from storage.races import retry_schema_race
 from storage.url import check_reachable, parse_url, sqlite_path
 
 __all__ = ["HEARTBEAT_GRACE_S", "HEARTBEAT_INTERVAL_S", "open_optuna_storage"]
@@ -43,7 +44,9 @@ def open_optuna_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTER
     with warnings.catch_warnings():
         # Heartbeat and retry are marked experimental since 2.8; they are what we rely on.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _rdb_storage(url, engine_kwargs, heartbeat_interval_s, grace_period_s, max_retry)
+        return retry_schema_race(
+            lambda: _rdb_storage(url, engine_kwargs, heartbeat_interval_s, grace_period_s,
+                                 max_retry), what="creating Optuna's tables")
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], heartbeat_interval_s: int,

@@ -100,3 +100,26 @@ def test_joining_a_finished_study_runs_nothing_more_and_keeps_its_trials(
     # A larger budget on the same study runs only the difference.
     out = _run_study(tiny_spec, sqlite_url, tmp_path, capsys, "--trials", "3")
     assert "1 trials run by this launcher" in out
+
+
+def test_two_launchers_share_one_budget_exactly(tiny_spec: dict[str, Any], sqlite_url: str,
+                                                tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    tiny_spec["budget"] = {"trials": 8, "workers": 1}
+    tiny_spec["pruner"] = {"name": "none"}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(tiny_spec))
+    cmd = [sys.executable, "-m", "search", "launch", str(path), "--storage", sqlite_url,
+           "--no-promote"]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    outs = [p.communicate(timeout=240)[0] for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outs
+    assert sum("created study" in out for out in outs) == 1
+    assert sum("joined study" in out for out in outs) == 1
+    trials = optuna.load_study(study_name=tiny_spec["name"], storage=sqlite_url).trials
+    assert len(trials) == 8 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert [t.user_attrs["hps_baseline"] for t in trials[:2]] == ["slow", "fast"]
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both launchers' workers ran
