@@ -125,10 +125,14 @@ class CifarConfig:
     # run
     seed: int = 0
     device: str = "auto"
+    data_on_device: str = "auto"  # "auto": when it fits in half the free GPU memory; "yes"; "no"
     amp: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 on CPU; "bf16"; "off"
     compile: bool = False
 
     def __post_init__(self) -> None:
+        if self.data_on_device not in ("auto", "yes", "no"):
+            raise ValueError(f"unknown data_on_device {self.data_on_device!r}; expected "
+                             "'auto', 'yes' or 'no'")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"unknown amp {self.amp!r}; expected 'auto', 'bf16' or 'off'")
         if self.model != "resnet18":
@@ -235,8 +239,11 @@ def train(cfg: CifarConfig, reporter: Reporter | None = None) -> dict[str, float
         raise ValueError(f"batch_size {cfg.batch_size} is larger than the {len(train_set)} "
                          "training images; use a smaller batch_size")
     mean, std = _channel_stats(train_set.images)  # in uint8 units: x_norm = (x - mean) / std
-    train_x, train_y = _to_device(train_set.images, device), _to_device(train_set.labels, device)
-    val_x, val_y = _to_device(val_set.images, device), _to_device(val_set.labels, device)
+    # The data set lives on the device when it fits (CIFAR-10's 150 MB does); otherwise it
+    # stays in pinned host memory and each batch is copied over, non-blocking.
+    home = device if _data_fits(cfg, device, train_set, val_set) else torch.device("cpu")
+    train_x, train_y = _to_device(train_set.images, home), _to_device(train_set.labels, home)
+    val_x, val_y = _to_device(val_set.images, home), _to_device(val_set.labels, home)
     mean, std = mean.to(device), std.to(device)
     # channels_last on CPU too: oneDNN's convolutions run about 1.25x faster in it here
     # (benchmarks/trainer_throughput.py).
@@ -270,7 +277,7 @@ def train(cfg: CifarConfig, reporter: Reporter | None = None) -> dict[str, float
         lr_now = schedule.lr()
         start = time.perf_counter()
         stats = _train_epoch(step_fn, optimizer, schedule, cfg, train_x, train_y, mean, std,
-                             gens=gens, memory_format=memory_format, amp=amp)
+                             gens=gens, memory_format=memory_format, amp=amp, device=device)
         if stats is None:
             stop_reason = StopReason.DIVERGED
             log.warning("diverged in epoch %d (non-finite loss) at lr %.4g", epoch, lr_now)
@@ -278,7 +285,7 @@ def train(cfg: CifarConfig, reporter: Reporter | None = None) -> dict[str, float
         train_loss, train_acc, grad_norm = stats
         train_seconds = time.perf_counter() - start
         val_loss, val_acc = _evaluate(step_fn, val_x, val_y, mean, std, cfg.eval_batch_size,
-                                      memory_format, amp)
+                                      memory_format, amp, device)
         seconds = time.perf_counter() - start
         schedule.after_epoch(val_acc)
         last = {
@@ -320,9 +327,9 @@ def train(cfg: CifarConfig, reporter: Reporter | None = None) -> dict[str, float
     result.update({f"last_{k}": v for k, v in last.items()})
     if test_set is not None and best_weights is not None:
         model.load_state_dict(best_weights)
-        test_loss, test_acc = _evaluate(model, _to_device(test_set.images, device),
-                                        _to_device(test_set.labels, device), mean, std,
-                                        cfg.eval_batch_size, memory_format, amp)
+        test_loss, test_acc = _evaluate(model, _to_device(test_set.images, home),
+                                        _to_device(test_set.labels, home), mean, std,
+                                        cfg.eval_batch_size, memory_format, amp, device)
         result.update(test_loss=test_loss, test_acc=test_acc)
     return result
 
@@ -336,7 +343,19 @@ def _device(name: str) -> torch.device:
 def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":
         return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
+    if torch.cuda.is_available():
+        return t.pin_memory()  # kept on the host for a GPU run: pinned for async copies
+    return t
+
+
+def _data_fits(cfg: CifarConfig, device: torch.device, *sets: ImageData) -> bool:
+    if device.type == "cpu" or cfg.data_on_device == "yes":
+        return True
+    if cfg.data_on_device == "no":
+        return False
+    needed = sum(s.images.nbytes + s.labels.nbytes for s in sets)
+    free, _total = torch.cuda.mem_get_info(device)
+    return needed < free // 2
 
 
 def _steps_per_epoch(n: int, batch_size: int) -> int:
@@ -403,13 +422,15 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
 def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: LRSchedule,
                  cfg: CifarConfig, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor,
                  std: torch.Tensor, *, gens: dict[str, torch.Generator],
-                 memory_format: torch.memory_format, amp: torch.dtype | None
-                 ) -> tuple[float, float, float] | None:
-    """One pass over the training set; None when the loss stopped being finite."""
+                 memory_format: torch.memory_format, amp: torch.dtype | None,
+                 device: torch.device) -> tuple[float, float, float] | None:
+    """One pass over the training set; None when the loss stopped being finite.
+
+    ``x``/``y`` live on ``device`` or in host memory; batches are indexed where they live and
+    moved (a no-op when already there)."""
     model.train()
-    device = x.device
     check_every = 1 if device.type == "cpu" else _CUDA_DIVERGENCE_CHECK_EVERY
-    order = torch.randperm(len(y), generator=gens["shuffle"]).to(device)
+    order = torch.randperm(len(y), generator=gens["shuffle"]).to(x.device)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
     grad_norm_sum = torch.zeros((), device=device)
@@ -420,20 +441,21 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: L
         idx = order[start : start + cfg.batch_size]
         if len(idx) < 2:  # BatchNorm cannot train on a batch of one
             continue
-        xb = x[idx]
+        xb = x[idx].to(device, non_blocking=True)
+        yb = y[idx].to(device, non_blocking=True)
         if cfg.augment:  # on uint8: a quarter of the bytes, and black padding as in torchvision
             xb = random_crop_flip(xb, padding=4, generator=gens["augment"])
         xb = xb.contiguous(memory_format=memory_format).float().sub_(mean).div_(std)
         with _autocast(device, amp):
             logits = model(xb)
-            loss = F.cross_entropy(logits, y[idx], label_smoothing=cfg.label_smoothing)
+            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm_sum += torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
         optimizer.step()
         schedule.after_batch()
         loss_sum += loss.detach().float() * len(idx)
-        correct += (logits.argmax(1) == y[idx]).sum()
+        correct += (logits.argmax(1) == yb).sum()
         n_steps += 1
         n_seen += len(idx)
         if n_steps % check_every == 0 and not torch.isfinite(loss_sum):
@@ -447,16 +469,16 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: L
 @torch.no_grad()
 def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor,
               std: torch.Tensor, batch_size: int, memory_format: torch.memory_format,
-              amp: torch.dtype | None) -> tuple[float, float]:
+              amp: torch.dtype | None, device: torch.device) -> tuple[float, float]:
     model.eval()
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)
     for start in range(0, len(y), batch_size):
-        xb = x[start : start + batch_size].contiguous(memory_format=memory_format)
-        xb = xb.float().sub_(mean).div_(std)
-        with _autocast(x.device, amp):
+        xb = x[start : start + batch_size].to(device, non_blocking=True)
+        xb = xb.contiguous(memory_format=memory_format).float().sub_(mean).div_(std)
+        with _autocast(device, amp):
             logits = model(xb).float()
-        yb = y[start : start + batch_size]
+        yb = y[start : start + batch_size].to(device, non_blocking=True)
         loss_sum += F.cross_entropy(logits, yb, reduction="sum")
         correct += (logits.argmax(1) == yb).sum()
     return float(loss_sum) / len(y), float(correct) / len(y)

@@ -149,3 +149,17 @@ def test_missing_official_cifar10_says_how_to_get_it(tmp_path: Path) -> None:
 def test_missing_dataset_path_is_named() -> None:
     with pytest.raises(ValueError, match=r"dataset '/nonexistent/train\.tar\.gz' does not exist"):
         train(TINY.replace(dataset="/nonexistent/train.tar.gz"))
+
+
+def test_host_resident_data_trains_to_the_same_result() -> None:
+    # data_on_device="no" is the path for sets too big for the GPU; on a CPU it must agree.
+    short = TINY.replace(epochs=2, milestones=(1,))
+    timing = ("last_epoch_seconds", "last_images_per_second")
+    host, device = train(short.replace(data_on_device="no")), train(short)
+    assert {k: v for k, v in host.items() if k not in timing} == {
+        k: v for k, v in device.items() if k not in timing}
+
+
+def test_bf16_autocast_runs_where_asked() -> None:
+    result = train(TINY.replace(epochs=1, milestones=(1,), amp="bf16"))
+    assert result["stop_reason"] == StopReason.COMPLETED and result["last_train_loss"] > 0
