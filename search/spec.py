@@ -376,10 +376,9 @@ def _check_config(p: _Parser, entry: Any, where: str, config: Mapping[str, Any],
         p.fail(f"{where}.{unknown[0]}", f"unknown {entry.name} config key; valid keys: "
                                         f"{sorted(entry.field_names())}")
     try:
-        base = entry.build_config(config, to_config_changes(space, representative_params(space), 1))
-        epochs = int(base.epochs)
+        epochs = int(config.get("epochs", entry.build_config().epochs))
         entry.build_config(config, to_config_changes(space, representative_params(space), epochs))
-    except SpecError as exc:
+    except (SpecError, TypeError, ValueError) as exc:
         p.fail(where, str(exc))
 
 

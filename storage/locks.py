@@ -12,7 +12,6 @@ import fcntl
 import hashlib
 import logging
 import os
-from types import TracebackType
 
 import sqlalchemy
 
@@ -85,11 +84,3 @@ class StudyLock:
         self.release()
         if self._engine is not None:
             self._engine.dispose()
-
-    def __enter__(self) -> StudyLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.release()
