@@ -14,13 +14,15 @@ from collections import Counter
 import optuna
 from optuna.trial import TrialState
 
+from search.warm_start import IMPORTED_ATTR
+
 __all__ = ["budget_left", "count_states"]
 
 
 def count_states(study: optuna.Study) -> Counter[TrialState]:
     """Trial counts by state; trials imported by a warm start are history, not budget."""
     return Counter(t.state for t in study.get_trials(deepcopy=False)
-                   if "hps_imported_from" not in t.user_attrs)
+                   if IMPORTED_ATTR not in t.user_attrs)
 
 
 def budget_left(study: optuna.Study, n_trials: int) -> bool:

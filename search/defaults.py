@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import SpecError
+from search.space import milestone_epochs
 from search.trainer_registry import TrainerEntry
 
 __all__ = ["SCALING_RULES", "TUNED_FIELDS", "Resolution", "TunedLookup", "dataset_key",
@@ -99,14 +100,13 @@ def resolve_config(entry: TrainerEntry, *, explicit: Mapping[str, Any],
     if "milestones" in layer and "epochs" in explicit and "epochs" in (tuned or {}):
         old_epochs, new_epochs = int(tuned["epochs"]), int(explicit["epochs"])  # type: ignore[index]
         if old_epochs != new_epochs:
-            scaled = sorted({min(new_epochs, max(1, round(m * new_epochs / old_epochs)))
-                             for m in layer["milestones"]})
+            scaled = list(milestone_epochs([m / old_epochs for m in layer["milestones"]],
+                                           new_epochs))
             notes.append(f"milestones {list(layer['milestones'])} -> {scaled}: same fractions "
                          f"of {new_epochs} epochs as of the tuned {old_epochs}")
             layer["milestones"] = scaled
     cfg = entry.build_config(layer, explicit)
-    unresolved = entry.build_config({k: v for k, v in explicit.items()
-                                     if k in ("optimizer", "model")})
+    code_defaults = entry.build_config()  # optimizer settings there are None: "unset"
     resolved = cfg.resolved() if hasattr(cfg, "resolved") else cfg
     sources: dict[str, str] = {}
     for f in dataclasses.fields(resolved):
@@ -115,7 +115,7 @@ def resolve_config(entry: TrainerEntry, *, explicit: Mapping[str, Any],
         elif f.name in layer:
             sources[f.name] = f"{tuned_label} (row {tuned_row_id})" if tuned_row_id else \
                 tuned_label
-        elif getattr(unresolved, f.name, None) is None and getattr(resolved, f.name) is not None:
+        elif getattr(code_defaults, f.name) is None and getattr(resolved, f.name) is not None:
             sources[f.name] = DOCUMENT
         else:
             sources[f.name] = CODE

@@ -11,6 +11,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.warm_start import IMPORTED_ATTR
+
 __all__ = [
     "StudyProgress",
     "describe_trial",
@@ -44,8 +46,8 @@ def read_progress(study: optuna.Study, *, budget: int | None = None, workers: in
                   ) -> StudyProgress:
     trials = study.get_trials(deepcopy=False)
     counts: dict[str, int] = {s.name: 0 for s in _ORDER}
-    imported = [t for t in trials if "hps_imported_from" in t.user_attrs]
-    trials = [t for t in trials if "hps_imported_from" not in t.user_attrs]
+    imported = [t for t in trials if IMPORTED_ATTR in t.user_attrs]
+    trials = [t for t in trials if IMPORTED_ATTR not in t.user_attrs]
     for t in trials:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
     if imported:

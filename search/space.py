@@ -18,11 +18,13 @@ if TYPE_CHECKING:
     from search.spec import BaselineSpec, ParamSpec, StudySpec
 
 __all__ = [
+    "OutsideSpace",
     "baseline_to_optuna_params",
     "milestone_epochs",
     "representative_params",
     "suggest",
     "to_config_changes",
+    "to_optuna_params",
 ]
 
 
@@ -60,37 +62,50 @@ def to_config_changes(space: tuple[ParamSpec, ...], params: Mapping[str, Any], e
     return changes
 
 
+class OutsideSpace(ValueError):
+    """A set of values that cannot be a trial of the space; the message says which and why."""
+
+
+def to_optuna_params(space: tuple[ParamSpec, ...], values: Mapping[str, Any], epochs: int
+                     ) -> dict[str, Any]:
+    """The exact Optuna parameters that reproduce ``values`` (trainer units: milestones as
+    whole epochs of ``epochs``, or as fractions of it) in ``space``; raises OutsideSpace."""
+    out: dict[str, Any] = {}
+    for p in space:
+        value = values.get(p.name)
+        if value is None:
+            raise OutsideSpace(f"{p.name}: no value")
+        if p.type != "milestones":
+            if not p.contains(value):
+                raise OutsideSpace(f"{p.name}: {value!r} is outside the space {p.describe()}")
+            out[p.name] = value
+            continue
+        value = list(value)
+        as_epochs = all(isinstance(m, int) for m in value)
+        as_fractions = all(isinstance(m, float) and 0 < m < 1 for m in value)
+        if not (as_epochs or as_fractions) or len(value) != p.count \
+                or sorted(set(value)) != value:
+            raise OutsideSpace(f"{p.name}: expected {p.count} increasing whole epochs, got "
+                               f"{value!r}")
+        fractions = [m / epochs for m in value] if as_epochs else value
+        for name, frac, m in zip(p.optuna_names(), fractions, value, strict=True):
+            if not p.contains(frac):
+                raise OutsideSpace(f"{p.name}: milestone {m} is {frac:.3f} of {epochs} epochs, "
+                                   f"outside the space {p.describe()}")
+            out[name] = frac
+        if as_epochs and milestone_epochs(fractions, epochs) != tuple(value):
+            raise OutsideSpace(f"{p.name}: {value} does not survive the round trip through "
+                               f"fractions of {epochs} epochs")
+    return out
+
+
 def baseline_to_optuna_params(spec: StudySpec, baseline: BaselineSpec) -> dict[str, Any]:
     """The exact Optuna parameters that make a trial reproduce ``baseline``."""
-    epochs = spec.baseline_epochs(baseline)
-    out: dict[str, Any] = {}
-    for p in spec.space:
-        value = baseline.params[p.name]
-        where = f"baselines.{baseline.name}.params.{p.name}"
-        if p.type == "milestones":
-            # Whole epochs (as people write them) or fractions of the budget (after --epochs).
-            as_epochs = isinstance(value, list) and all(isinstance(m, int) for m in value)
-            as_fractions = isinstance(value, list) and all(
-                isinstance(m, float) and 0 < m < 1 for m in value)
-            if (not (as_epochs or as_fractions) or len(value) != p.count
-                    or sorted(set(value)) != value):
-                raise SpecError(f"{where}: expected {p.count} increasing whole epochs, got "
-                                f"{value!r}")
-            fractions = [m / epochs for m in value] if as_epochs else list(value)
-            for name, frac, m in zip(p.optuna_names(), fractions, value, strict=True):
-                if not p.contains(frac):
-                    raise SpecError(f"{where}: milestone {m} is {frac:.3f} of {epochs} epochs, "
-                                    f"outside the space {p.describe()}; widen the space")
-                out[name] = frac
-            if as_epochs and milestone_epochs(fractions, epochs) != tuple(value):
-                raise SpecError(f"{where}: {value} does not survive the round trip through "
-                                f"fractions of {epochs} epochs")
-            continue
-        if not p.contains(value):
-            raise SpecError(f"{where}: {value!r} is outside the space {p.describe()}; widen the "
-                            "space or fix the baseline")
-        out[p.name] = value
-    return out
+    try:
+        return to_optuna_params(spec.space, baseline.params, spec.baseline_epochs(baseline))
+    except OutsideSpace as exc:
+        raise SpecError(f"baselines.{baseline.name}.params.{exc}; widen the space or fix the "
+                        "baseline") from None
 
 
 def representative_params(space: tuple[ParamSpec, ...]) -> dict[str, Any]:

@@ -31,8 +31,6 @@ class TrainerEntry:
         if unknown:
             raise SpecError(f"unknown {self.name} config key(s) {unknown}; valid keys: "
                             f"{sorted(self.field_names())}")
-        if "milestones" in merged:
-            merged["milestones"] = tuple(merged["milestones"])
         try:
             return self.config_cls(**merged)
         except (TypeError, ValueError) as exc:

@@ -20,6 +20,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
 from search.errors import StudyError
+from search.space import OutsideSpace, to_optuna_params
 from search.spec import ParamSpec, StudySpec
 
 __all__ = ["IMPORTED_ATTR", "check_source", "config_to_params", "import_trials"]
@@ -32,26 +33,11 @@ IMPORTED_ATTR = "hps_imported_from"
 def config_to_params(spec: StudySpec, config: Mapping[str, Any]) -> tuple[dict[str, Any] | None,
                                                                             str]:
     """Optuna parameters that reproduce ``config`` in ``spec``'s space, or (None, why not)."""
-    out: dict[str, Any] = {}
-    epochs = int(config.get("epochs", spec.epochs()))
-    for p in spec.space:
-        if p.name not in config or config[p.name] is None:
-            return None, f"it has no value for {p.name!r}"
-        value = config[p.name]
-        if p.type == "milestones":
-            ms = list(value)
-            if len(ms) != p.count:
-                return None, f"it has {len(ms)} milestones, the space {p.count}"
-            fractions = [m / epochs for m in ms]
-            for name, frac in zip(p.optuna_names(), fractions, strict=True):
-                if not p.contains(frac):
-                    return None, f"milestone fraction {frac:.3f} is outside the space"
-                out[name] = frac
-            continue
-        if not p.contains(value):
-            return None, f"{p.name}={value!r} is outside the space {p.describe()}"
-        out[p.name] = value
-    return out, ""
+    try:
+        return to_optuna_params(spec.space, config,
+                                int(config.get("epochs", spec.epochs()))), ""
+    except OutsideSpace as exc:
+        return None, str(exc)
 
 
 def _distributions(space: tuple[ParamSpec, ...]) -> dict[str, BaseDistribution]:

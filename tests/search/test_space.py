@@ -43,3 +43,21 @@ def test_baseline_overrides_apply_between_spec_config_and_params(
     cfg = Objective(spec).resolve(params, dict(slow.config)).config
     assert cfg.epochs == 5 and cfg.patience == 4 and cfg.min_delta == 0.001
     assert cfg.milestones == (2, 3) and cfg.lr == pytest.approx(0.001)
+
+
+def test_one_conversion_serves_baselines_and_stored_configs(tiny_spec: dict[str, Any]) -> None:
+    from search.space import OutsideSpace, to_optuna_params
+    from search.warm_start import config_to_params
+
+    spec = parse_spec(tiny_spec)
+    values = {"lr": 0.1, "gamma": 0.2, "weight_decay": 1e-4, "batch_size": 32,
+              "milestones": [2, 3]}
+    assert to_optuna_params(spec.space, values, 4)["milestones_1"] == pytest.approx(0.5)
+    assert to_optuna_params(spec.space, dict(values, milestones=[0.5, 0.75]), 4) == \
+        to_optuna_params(spec.space, values, 4)
+    with pytest.raises(OutsideSpace, match=r"milestones: milestone 4 is 1\.000 of 4 epochs"):
+        to_optuna_params(spec.space, dict(values, milestones=[2, 4]), 4)
+    params, why = config_to_params(spec, dict(values, lr=7.0, epochs=4))
+    assert params is None and why.startswith("lr: 7.0 is outside the space")
+    assert config_to_params(spec, {**values, "epochs": 4})[0] == to_optuna_params(
+        spec.space, values, 4)
