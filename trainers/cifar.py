@@ -21,7 +21,6 @@ Run standalone: ``python -m trainers.cifar --optimizer adamw --lr 0.001 --epochs
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import itertools
@@ -29,7 +28,6 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,14 +49,23 @@ from trainers.early_stopping import EarlyStopping
 from trainers.optim import OPTIMIZERS, build_optimizer, optimizer_settings
 from trainers.reporter import NullReporter, Reporter
 from trainers.resnet import resnet18_cifar
+from trainers.runtime import (
+    OPTIMIZER_FIELDS,
+    amp_dtype,
+    autocast,
+    config_parser,
+    parse_args_into,
+    pick_device,
+    restore_rng,
+    rng_state,
+    validate_optimizer_fields,
+)
 from trainers.schedules import SCHEDULES, LRSchedule, ScheduleSpec
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "CifarConfig", "StopReason", "preflight", "train"]
 
 log = logging.getLogger(__name__)
 
-_OPTIMIZER_FIELDS = ("lr", "weight_decay", "momentum", "beta1", "beta2", "eps", "alpha", "rho",
-                     "lr_decay")
 _CUDA_DIVERGENCE_CHECK_EVERY = 50  # steps; every step on CPU, where the check costs nothing
 
 
@@ -142,19 +149,12 @@ class CifarConfig:
                              f"{list(OPTIMIZERS)}")
         _positive(self, "width", "batch_size", "eval_batch_size", "epochs", "patience",
                   "num_classes", "synthetic_size", "val_size", "checkpoint_every")
-        for name in ("lr", "eps", "clip_grad_norm"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value!r}")
-        for name in ("weight_decay", "momentum", "lr_decay", "min_delta", "synthetic_noise",
-                     "min_lr"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value!r}")
-        for name in ("beta1", "beta2", "alpha", "rho"):
-            value = getattr(self, name)
-            if value is not None and not 0 <= value < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        validate_optimizer_fields(self)
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise ValueError(f"clip_grad_norm must be > 0, got {self.clip_grad_norm!r}")
+        for name in ("min_delta", "synthetic_noise", "min_lr"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         if not 0 <= self.label_smoothing < 1:
@@ -179,13 +179,13 @@ class CifarConfig:
 
     def optimizer_settings(self) -> dict[str, float]:
         return optimizer_settings(self.optimizer,
-                                  {k: getattr(self, k) for k in _OPTIMIZER_FIELDS})
+                                  {k: getattr(self, k) for k in OPTIMIZER_FIELDS})
 
     def resolved(self) -> CifarConfig:
         """This config with the optimizer's document defaults written in: what actually runs."""
         settings: dict[str, Any] = self.optimizer_settings()
         return dataclasses.replace(self, **{k: v for k, v in settings.items()
-                                            if k in _OPTIMIZER_FIELDS})
+                                            if k in OPTIMIZER_FIELDS})
 
     def replace(self, **changes: object) -> CifarConfig:
         """A copy with ``changes``; an unknown key raises naming it and the valid keys."""
@@ -231,7 +231,7 @@ def train(cfg: CifarConfig, reporter: Reporter | None = None) -> dict[str, float
     reporter = reporter or NullReporter()
     cfg = cfg.resolved()
     preflight(cfg)
-    device = _device(cfg.device)
+    device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     train_set, val_set = _load_splits(cfg)
     test_set = _load_test(cfg)
@@ -248,7 +248,7 @@ def train(cfg: CifarConfig, reporter: Reporter | None = None) -> dict[str, float
     # channels_last on CPU too: oneDNN's convolutions run about 1.25x faster in it here
     # (benchmarks/trainer_throughput.py).
     memory_format = torch.channels_last
-    amp = _amp_dtype(cfg.amp, device)
+    amp = amp_dtype(cfg.amp, device)
 
     model = resnet18_cifar(num_classes=cfg.num_classes, width=cfg.width)
     model = model.to(device).to(memory_format=memory_format)
@@ -334,12 +334,6 @@ def train(cfg: CifarConfig, reporter: Reporter | None = None) -> dict[str, float
     return result
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":
         return t.pin_memory().to(device, non_blocking=True)
@@ -407,18 +401,6 @@ def _channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
-def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if amp == "bf16" or (amp == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
-    if dtype is None:
-        return nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
 def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: LRSchedule,
                  cfg: CifarConfig, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor,
                  std: torch.Tensor, *, gens: dict[str, torch.Generator],
@@ -446,7 +428,7 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: L
         if cfg.augment:  # on uint8: a quarter of the bytes, and black padding as in torchvision
             xb = random_crop_flip(xb, padding=4, generator=gens["augment"])
         xb = xb.contiguous(memory_format=memory_format).float().sub_(mean).div_(std)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             logits = model(xb)
             loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
@@ -476,7 +458,7 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Te
     for start in range(0, len(y), batch_size):
         xb = x[start : start + batch_size].to(device, non_blocking=True)
         xb = xb.contiguous(memory_format=memory_format).float().sub_(mean).div_(std)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             logits = model(xb).float()
         yb = y[start : start + batch_size].to(device, non_blocking=True)
         loss_sum += F.cross_entropy(logits, yb, reduction="sum")
@@ -501,12 +483,9 @@ def _checkpoint(cfg: CifarConfig, epoch: int, model: nn.Module,
         "schedule": schedule.state_dict(),
         "stopper": {"best": stopper.best, "best_epoch": stopper.best_epoch,
                     "epochs_without_improvement": stopper.epochs_without_improvement},
-        "rng": {"torch": torch.get_rng_state(),
-                **{name: g.get_state() for name, g in gens.items()}},
+        "rng": rng_state(gens),
         "best": best, "last": last,
     }
-    if torch.cuda.is_available():
-        state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
     if best_weights is not None:
         state["best_weights"] = best_weights
     save_checkpoint(cfg.checkpoint_dir, state)
@@ -533,11 +512,7 @@ def _resume(cfg: CifarConfig, model: nn.Module, optimizer: torch.optim.Optimizer
     stopper.best = state["stopper"]["best"]
     stopper.best_epoch = state["stopper"]["best_epoch"]
     stopper.epochs_without_improvement = state["stopper"]["epochs_without_improvement"]
-    torch.set_rng_state(state["rng"]["torch"])
-    for name, g in gens.items():
-        g.set_state(state["rng"][name])
-    if "cuda" in state["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    restore_rng(state["rng"], gens)
     log.info("resumed from %s at epoch %d", cfg.checkpoint_dir, state["epoch"])
     weights = state.get("best_weights")
     return (int(state["epoch"]) + 1, dict(state["best"]), dict(state["last"]),
@@ -545,25 +520,10 @@ def _resume(cfg: CifarConfig, model: nn.Module, optimizer: torch.optim.Optimizer
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainers.cifar", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in dataclasses.fields(CifarConfig):
-        flag = f"--{f.name.replace('_', '-')}"
-        default = f.default
-        if f.name == "milestones":
-            parser.add_argument(flag, type=int, nargs="*", default=list(CifarConfig.milestones))
-        elif isinstance(default, bool):
-            parser.add_argument(flag, type=_parse_bool, default=default)
-        elif f.type in ("float | None", "int | None", "str | None"):
-            kind = {"float | None": float, "int | None": int, "str | None": str}[str(f.type)]
-            parser.add_argument(flag, type=kind, default=None)
-        else:
-            parser.add_argument(flag, type=type(default), default=default)
-    args: dict[str, Any] = vars(parser.parse_args(argv))
+    parser = config_parser(CifarConfig, prog="python -m trainers.cifar", description=__doc__)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        args["milestones"] = tuple(args["milestones"])
-        cfg = CifarConfig(**args)
+        cfg = parse_args_into(CifarConfig, parser, argv)
         result = train(cfg)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}")
@@ -571,14 +531,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key, value in result.items():
         print(f"{key}: {value}")
     return 0
-
-
-def _parse_bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 if __name__ == "__main__":

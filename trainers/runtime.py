@@ -1,0 +1,110 @@
+"""What both trainers need from the machine and the command line: device choice, mixed
+precision, RNG state for checkpoints, config validation helpers and a flag parser built from a
+config dataclass."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+
+__all__ = ["OPTIMIZER_FIELDS", "amp_dtype", "autocast", "config_parser", "parse_args_into",
+           "parse_bool",
+           "pick_device", "restore_rng", "rng_state", "validate_optimizer_fields"]
+
+# The per-optimizer settings a config may leave unset (None: the optimizer's document default).
+OPTIMIZER_FIELDS = ("lr", "weight_decay", "momentum", "beta1", "beta2", "eps", "alpha", "rho",
+                    "lr_decay")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """``auto``: bf16 autocast on CUDA, fp32 elsewhere; ``bf16``: always; ``off``: never."""
+    if amp == "bf16" or (amp == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def rng_state(gens: dict[str, torch.Generator]) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(),
+                             **{name: g.get_state() for name, g in gens.items()}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any], gens: dict[str, torch.Generator]) -> None:
+    torch.set_rng_state(state["torch"])
+    for name, g in gens.items():
+        g.set_state(state[name])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def validate_optimizer_fields(cfg: Any) -> None:
+    """Range checks of the optimizer settings a config carries (None means unset)."""
+    for name in ("lr", "eps"):
+        value = getattr(cfg, name)
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+    for name in ("weight_decay", "momentum", "lr_decay"):
+        value = getattr(cfg, name)
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+    for name in ("beta1", "beta2", "alpha", "rho"):
+        value = getattr(cfg, name)
+        if value is not None and not 0 <= value < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+
+def config_parser(config_cls: type, *, prog: str, description: str | None
+                  ) -> argparse.ArgumentParser:
+    """One ``--flag`` per config field, typed from the field's default or annotation."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    optional = {"float | None": float, "int | None": int, "str | None": str}
+    for f in dataclasses.fields(config_cls):
+        flag = f"--{f.name.replace('_', '-')}"
+        default = f.default
+        if isinstance(default, tuple):
+            kind = type(default[0]) if default else int
+            parser.add_argument(flag, type=kind, nargs="*", default=list(default))
+        elif isinstance(default, bool):
+            parser.add_argument(flag, type=parse_bool, default=default)
+        elif str(f.type) in optional:
+            parser.add_argument(flag, type=optional[str(f.type)], default=None)
+        else:
+            parser.add_argument(flag, type=type(default), default=default)
+    return parser
+
+
+def parse_args_into(config_cls: type, parser: argparse.ArgumentParser,
+                    argv: Sequence[str] | None) -> Any:
+    args: dict[str, Any] = vars(parser.parse_args(argv))
+    for f in dataclasses.fields(config_cls):
+        if isinstance(f.default, tuple):
+            args[f.name] = tuple(args[f.name])
+    return config_cls(**args)
+
+
+def parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
