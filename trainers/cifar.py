@@ -22,8 +22,6 @@ Run standalone: ``python -m trainers.cifar --optimizer adamw --lr 0.001 --epochs
 from __future__ import annotations
 
 import copy
-import dataclasses
-import itertools
 import logging
 import math
 import time
@@ -36,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.checkpoint import load_checkpoint, save_checkpoint
+from trainers.checkpoint import restore_run, save_run
 from trainers.data import (
     ImageData,
     load_cifar10,
@@ -46,21 +44,18 @@ from trainers.data import (
     synthetic_cifar,
 )
 from trainers.early_stopping import EarlyStopping
-from trainers.optim import OPTIMIZERS, build_optimizer, optimizer_settings
+from trainers.optim import OPTIMIZERS, build_optimizer
 from trainers.reporter import NullReporter, Reporter
 from trainers.resnet import resnet18_cifar
 from trainers.runtime import (
-    OPTIMIZER_FIELDS,
     amp_dtype,
     autocast,
     config_parser,
     parse_args_into,
     pick_device,
-    restore_rng,
-    rng_state,
-    validate_optimizer_fields,
 )
-from trainers.schedules import SCHEDULES, LRSchedule, ScheduleSpec
+from trainers.schedules import SCHEDULES, LRSchedule
+from trainers.training_config import TrainingConfigMixin
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "CifarConfig", "StopReason", "preflight", "train"]
 
@@ -77,7 +72,7 @@ class StopReason:
 
 
 @dataclass(frozen=True)
-class CifarConfig:
+class CifarConfig(TrainingConfigMixin):
     """Everything one CIFAR training run depends on; units in the names where they matter."""
 
     # model
@@ -136,69 +131,23 @@ class CifarConfig:
     amp: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 on CPU; "bf16"; "off"
     compile: bool = False
 
+    _kind = "CIFAR"
+
     def __post_init__(self) -> None:
         if self.data_on_device not in ("auto", "yes", "no"):
             raise ValueError(f"unknown data_on_device {self.data_on_device!r}; expected "
                              "'auto', 'yes' or 'no'")
-        if self.amp not in ("auto", "bf16", "off"):
-            raise ValueError(f"unknown amp {self.amp!r}; expected 'auto', 'bf16' or 'off'")
         if self.model != "resnet18":
             raise ValueError(f"unknown model {self.model!r}; expected 'resnet18'")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of "
-                             f"{list(OPTIMIZERS)}")
-        _positive(self, "width", "batch_size", "eval_batch_size", "epochs", "patience",
-                  "num_classes", "synthetic_size", "val_size", "checkpoint_every")
-        validate_optimizer_fields(self)
-        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
-            raise ValueError(f"clip_grad_norm must be > 0, got {self.clip_grad_norm!r}")
-        for name in ("min_delta", "synthetic_noise", "min_lr"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if not 0 < self.gamma <= 1:
-            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        _positive(self, "width", "batch_size", "eval_batch_size", "num_classes",
+                  "synthetic_size", "val_size")
+        if self.synthetic_noise < 0:
+            raise ValueError(f"synthetic_noise must be >= 0, got {self.synthetic_noise!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.train_limit is not None and self.train_limit < 2:
             raise ValueError(f"train_limit must be >= 2, got {self.train_limit}")
-        ms = tuple(int(m) for m in self.milestones)
-        if any(b <= a for a, b in itertools.pairwise(ms)) or any(m < 1 for m in ms):
-            raise ValueError(f"milestones must be strictly increasing positive epochs, got "
-                             f"{list(self.milestones)}")
-        object.__setattr__(self, "milestones", ms)
-        self.schedule_spec()  # validates schedule name, warmup and milestones against epochs
-
-    def schedule_spec(self) -> ScheduleSpec:
-        return ScheduleSpec(
-            name=self.schedule, epochs=self.epochs, warmup_epochs=self.warmup_epochs,
-            milestones=self.milestones if self.schedule == "multistep" else (),
-            gamma=self.gamma, step_size=self.step_size, per_step=self.exp_per_step,
-            min_lr=self.min_lr, plateau_patience=self.plateau_patience,
-            plateau_factor=self.plateau_factor, plateau_cooldown=self.plateau_cooldown,
-            pct_start=self.pct_start)
-
-    def optimizer_settings(self) -> dict[str, float]:
-        return optimizer_settings(self.optimizer,
-                                  {k: getattr(self, k) for k in OPTIMIZER_FIELDS})
-
-    def resolved(self) -> CifarConfig:
-        """This config with the optimizer's document defaults written in: what actually runs."""
-        settings: dict[str, Any] = self.optimizer_settings()
-        return dataclasses.replace(self, **{k: v for k, v in settings.items()
-                                            if k in OPTIMIZER_FIELDS})
-
-    def replace(self, **changes: object) -> CifarConfig:
-        """A copy with ``changes``; an unknown key raises naming it and the valid keys."""
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - names)
-        if unknown:
-            raise ValueError(f"unknown CIFAR config key(s) {unknown}; valid keys: {sorted(names)}")
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
-
-    def to_dict(self) -> dict[str, object]:
-        out = dataclasses.asdict(self)
-        out["milestones"] = list(self.milestones)
-        return out
+        self.check_training_fields()
 
 
 def preflight(cfg: CifarConfig) -> None:
@@ -475,20 +424,15 @@ def _checkpoint(cfg: CifarConfig, epoch: int, model: nn.Module,
                 gens: dict[str, torch.Generator], best: dict[str, float],
                 last: dict[str, float], best_weights: dict[str, torch.Tensor] | None) -> None:
     assert cfg.checkpoint_dir is not None
-    state: dict[str, Any] = {
-        "epoch": epoch,
-        "config": {k: v for k, v in cfg.to_dict().items() if k not in _RESUME_IGNORES},
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "schedule": schedule.state_dict(),
-        "stopper": {"best": stopper.best, "best_epoch": stopper.best_epoch,
-                    "epochs_without_improvement": stopper.epochs_without_improvement},
-        "rng": rng_state(gens),
-        "best": best, "last": last,
-    }
+    extra: dict[str, Any] = {"best": best, "last": last}
     if best_weights is not None:
-        state["best_weights"] = best_weights
-    save_checkpoint(cfg.checkpoint_dir, state)
+        extra["best_weights"] = best_weights
+    save_run(cfg.checkpoint_dir, epoch=epoch, config=_resume_key(cfg), model=model,
+             optimizer=optimizer, schedule=schedule, stopper=stopper, gens=gens, extra=extra)
+
+
+def _resume_key(cfg: CifarConfig) -> dict[str, Any]:
+    return {k: v for k, v in cfg.to_dict().items() if k not in _RESUME_IGNORES}
 
 
 def _resume(cfg: CifarConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -497,25 +441,14 @@ def _resume(cfg: CifarConfig, model: nn.Module, optimizer: torch.optim.Optimizer
                        dict[str, torch.Tensor] | None] | None:
     if not cfg.checkpoint_dir:
         return None
-    state = load_checkpoint(cfg.checkpoint_dir)
-    if state is None:
+    restored = restore_run(cfg.checkpoint_dir, config=_resume_key(cfg), model=model,
+                           optimizer=optimizer, schedule=schedule, stopper=stopper, gens=gens)
+    if restored is None:
         return None
-    mine = {k: v for k, v in cfg.to_dict().items() if k not in _RESUME_IGNORES}
-    theirs = state["config"]
-    changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-    if changed:
-        raise ValueError(f"checkpoint in {cfg.checkpoint_dir!r} was made with different "
-                         f"settings {changed}; use another checkpoint_dir or the same settings")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    schedule.load_state_dict(state["schedule"])
-    stopper.best = state["stopper"]["best"]
-    stopper.best_epoch = state["stopper"]["best_epoch"]
-    stopper.epochs_without_improvement = state["stopper"]["epochs_without_improvement"]
-    restore_rng(state["rng"], gens)
-    log.info("resumed from %s at epoch %d", cfg.checkpoint_dir, state["epoch"])
-    weights = state.get("best_weights")
-    return (int(state["epoch"]) + 1, dict(state["best"]), dict(state["last"]),
+    first_epoch, extra = restored
+    log.info("resumed from %s at epoch %d", cfg.checkpoint_dir, first_epoch - 1)
+    weights = extra.get("best_weights")
+    return (first_epoch, dict(extra["best"]), dict(extra["last"]),
             copy.copy(weights) if weights is not None else None)
 
 

@@ -32,3 +32,12 @@ class EarlyStopping:
             return False
         self.epochs_without_improvement += 1
         return self.epochs_without_improvement >= self.patience
+
+    def state_dict(self) -> dict[str, float | int | None]:
+        return {"best": self.best, "best_epoch": self.best_epoch,
+                "epochs_without_improvement": self.epochs_without_improvement}
+
+    def load_state_dict(self, state: dict[str, float | int | None]) -> None:
+        self.best = None if state["best"] is None else float(state["best"])
+        self.best_epoch = int(state["best_epoch"] or 0)
+        self.epochs_without_improvement = int(state["epochs_without_improvement"] or 0)

@@ -1,0 +1,91 @@
+"""Behaviour shared by the trainers' frozen config dataclasses: optimizer settings with the
+document's defaults, the LR schedule, validation of those fields, ``replace`` that names unknown
+keys, and a plain-dict form. Each config declares its own fields (with its own defaults); this
+mixin only relies on the names below."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any, TypeVar
+
+from trainers.optim import OPTIMIZERS, optimizer_settings
+from trainers.runtime import OPTIMIZER_FIELDS, validate_optimizer_fields
+from trainers.schedules import ScheduleSpec
+
+__all__ = ["TrainingConfigMixin"]
+
+_C = TypeVar("_C", bound="TrainingConfigMixin")
+
+
+class TrainingConfigMixin:
+    """For frozen dataclasses with the fields ``optimizer``, OPTIMIZER_FIELDS,
+    ``clip_grad_norm``, ``epochs``, ``schedule``, ``milestones``, ``gamma``, ``step_size``,
+    ``exp_per_step``, ``warmup_epochs``, ``min_lr``, ``plateau_*``, ``pct_start``,
+    ``patience``, ``min_delta``, ``checkpoint_every``, ``amp`` and ``device``."""
+
+    _kind = "trainer"
+
+    def check_training_fields(self) -> None:
+        s: Any = self
+        if s.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {s.optimizer!r}; expected one of "
+                             f"{list(OPTIMIZERS)}")
+        if s.amp not in ("auto", "bf16", "off"):
+            raise ValueError(f"unknown amp {s.amp!r}; expected 'auto', 'bf16' or 'off'")
+        for name in ("epochs", "patience", "checkpoint_every"):
+            if not getattr(s, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(s, name)!r}")
+        validate_optimizer_fields(s)
+        if s.clip_grad_norm is not None and not s.clip_grad_norm > 0:
+            raise ValueError(f"clip_grad_norm must be > 0, got {s.clip_grad_norm!r}")
+        for name in ("min_delta", "min_lr"):
+            if getattr(s, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(s, name)!r}")
+        if not 0 < s.gamma <= 1:
+            raise ValueError(f"gamma must be in (0, 1], got {s.gamma}")
+        ms = tuple(int(m) for m in s.milestones)
+        if any(b <= a for a, b in itertools.pairwise(ms)) or any(m < 1 for m in ms):
+            raise ValueError(f"milestones must be strictly increasing positive epochs, got "
+                             f"{list(s.milestones)}")
+        object.__setattr__(self, "milestones", ms)
+        self.schedule_spec()  # validates schedule name, warmup and milestones against epochs
+
+    def schedule_spec(self) -> ScheduleSpec:
+        s: Any = self
+        return ScheduleSpec(
+            name=s.schedule, epochs=s.epochs, warmup_epochs=s.warmup_epochs,
+            milestones=s.milestones if s.schedule == "multistep" else (),
+            gamma=s.gamma, step_size=s.step_size, per_step=s.exp_per_step,
+            min_lr=s.min_lr, plateau_patience=s.plateau_patience,
+            plateau_factor=s.plateau_factor, plateau_cooldown=s.plateau_cooldown,
+            pct_start=s.pct_start)
+
+    def optimizer_settings(self) -> dict[str, float]:
+        """The optimizer's defaults (``code_optimizer_defaults``) with this config's values."""
+        s: Any = self
+        explicit = {k: getattr(s, k) for k in OPTIMIZER_FIELDS if getattr(s, k) is not None}
+        return optimizer_settings(s.optimizer, {**self.code_optimizer_defaults(), **explicit})
+
+    def code_optimizer_defaults(self) -> dict[str, float]:
+        """Per-config overrides of the optimizer document's defaults (none here)."""
+        return {}
+
+    def resolved(self: _C) -> _C:
+        """This config with the optimizer's defaults written in: what actually runs."""
+        settings = self.optimizer_settings()
+        return dataclasses.replace(self, **{k: v for k, v in settings.items()  # type: ignore[type-var]
+                                            if k in OPTIMIZER_FIELDS})
+
+    def replace(self: _C, **changes: object) -> _C:
+        """A copy with ``changes``; an unknown key raises naming it and the valid keys."""
+        names = {f.name for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ValueError(f"unknown {self._kind} config key(s) {unknown}; valid keys: "
+                             f"{sorted(names)}")
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def to_dict(self) -> dict[str, object]:
+        out = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
