@@ -291,12 +291,16 @@ def _read_mask(path: Path) -> torch.Tensor:
 
 
 def _read_rgb(path: Path) -> torch.Tensor:
-    from torchvision.io import ImageReadMode, decode_image
+    """uint8 [3, H, W]. PIL, not torchvision.io, whose decoders are deprecated since 0.29."""
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        return decode_image(str(path), mode=ImageReadMode.RGB)
-    except RuntimeError as exc:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")
+    except (OSError, UnidentifiedImageError) as exc:
         raise ValueError(f"cannot decode image {path}: {exc}") from None
+    pixels = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
+    return pixels.view(rgb.height, rgb.width, 3).permute(2, 0, 1)
 
 
 def _square(image: torch.Tensor, size: int, *, nearest: bool) -> torch.Tensor:
