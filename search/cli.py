@@ -147,7 +147,9 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     for line in result.execution.errors:
         print(f"warning: {line}")
     best = result.best
-    if best is None:
+    if spec.multi_objective:
+        _print_pareto(result.study, spec.metrics)
+    elif best is None:
         print("no feasible completed trial yet: nothing to report as best")
     else:
         target = ""
@@ -169,6 +171,18 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     print(f"see it again with: hpsearch status {spec.name}"
           + (f" --storage {redact(url)}" if args.storage else ""))
     return 0
+
+
+def _print_pareto(study: Any, metrics: Sequence[str]) -> None:
+    front = sorted(study.best_trials, key=lambda t: t.number)
+    if not front:
+        print("no completed trial yet: no Pareto front")
+        return
+    print(f"Pareto front ({len(front)} trials; none is better on every metric):")
+    for t in front:
+        values = " ".join(f"{m}={v:.4f}" for m, v in zip(metrics, t.values, strict=True))
+        print(f"  trial {t.number}: {values}  " + " ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items()))
 
 
 def _line_printers() -> tuple[Any, Any]:
@@ -212,7 +226,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     spec = study.user_attrs.get(SPEC_ATTR, {})
     budget = spec.get("budget", {}).get("trials")
     workers = spec.get("budget", {}).get("workers", 1)
-    metric = spec.get("objective", {}).get("metric", "value")
+    objective = spec.get("objective", {})
+    metric = ",".join(objective["metrics"]) if "metrics" in objective else \
+        objective.get("metric", "value")
     p = read_progress(study, budget=budget, workers=workers)
     print(f"study {study.study_name!r} ({p.direction} {metric}) in {redact(url)}")
     print(format_progress(p), flush=True)
@@ -226,6 +242,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"best trial {p.best.number}: {metric} = {p.best.value:.4f}")
         for line in format_config(p.best.user_attrs.get("config", p.best.params)):
             print(line)
+    if p.pareto:
+        _print_pareto(study, metric.split(","))
     return 0
 
 

@@ -25,14 +25,16 @@ from search.space import milestone_epochs
 from search.trainer_registry import TrainerEntry
 
 __all__ = ["SCALING_RULES", "TUNED_FIELDS", "Resolution", "TunedLookup", "dataset_key",
-           "defaults_key", "resolve_config", "tuned_params_from_config"]
+           "defaults_key", "multitask_dataset_key", "resolve_config",
+           "tuned_params_from_config"]
 
 log = logging.getLogger(__name__)
 
 SCALING_RULES = ("linear", "sqrt", "none")
 # The hyperparameters a tuned-defaults row carries: what a study tunes, not what it runs on.
 TUNED_FIELDS = ("lr", "weight_decay", "momentum", "beta1", "beta2", "eps", "alpha", "rho",
-                "lr_decay", "task_weights", "batch_size", "label_smoothing", "clip_grad_norm",
+                "lr_decay", "task_weights", "seg_weight", "batch_size", "label_smoothing",
+                "clip_grad_norm",
                 "epochs", "schedule", "milestones", "gamma", "step_size", "exp_per_step",
                 "warmup_epochs", "min_lr", "plateau_patience", "plateau_factor",
                 "plateau_cooldown", "pct_start", "patience", "min_delta")
@@ -64,8 +66,24 @@ def dataset_key(dataset: str) -> str:
     return name
 
 
+def multitask_dataset_key(cls_dataset: str, seg_dataset: str) -> str:
+    """``<classification>+<segmentation>``; an ImageNet-named tree is ``imagenet1k`` and a
+    COCO-named root ``coco-voc21`` (the VOC classes of COCO), matching the documented rows."""
+    cls_key = dataset_key(cls_dataset)
+    if "imagenet" in cls_key.lower() and cls_key != "synthetic":
+        cls_key = "imagenet1k"
+    seg_key = seg_dataset if seg_dataset.startswith("synthetic") else dataset_key(seg_dataset)
+    if "coco" in seg_key.lower() and not seg_key.startswith("synthetic"):
+        seg_key = "coco-voc21"
+    return f"{cls_key}+{seg_key}"
+
+
 def defaults_key(trainer: str, cfg: Any) -> tuple[str, str, str, str]:
-    return trainer, str(cfg.model), str(cfg.optimizer), dataset_key(str(cfg.dataset))
+    if hasattr(cfg, "cls_dataset"):
+        data = multitask_dataset_key(str(cfg.cls_dataset), str(cfg.seg_dataset))
+    else:
+        data = dataset_key(str(cfg.dataset))
+    return trainer, str(cfg.model), str(cfg.optimizer), data
 
 
 def tuned_params_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -144,7 +162,7 @@ class TunedLookup:
         from storage.engine import make_engine
 
         key = defaults_key(entry.name, entry.build_config(
-            {k: v for k, v in explicit.items() if k in ("model", "optimizer", "dataset")}))
+            {k: v for k, v in explicit.items() if k in entry.key_fields}))
         if key not in self._cache:
             if self._engine is None:
                 self._engine = make_engine(self._url)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,19 +54,23 @@ def create_or_join(spec: StudySpec, storage: optuna.storages.BaseStorage, *,
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage,
                                                                         include_best_trial=False)}
     if spec.name in existing:
-        return _join(spec, storage, existing[spec.name].direction), False
+        return _join(spec, storage, existing[spec.name].directions), False
     # Everything that can fail is looked up before the study exists: a bad pin or warm-start
     # source leaves no half-made study behind.
     incumbents = _incumbents(spec, storage_url) if storage_url is not None else []
     if warm_start is not None:
+        if spec.multi_objective:
+            raise StudyError("--warm-start imports single-objective trials; a multi-objective "
+                             "study cannot take them")
         check_source(storage, warm_start, spec.direction)
     try:
         study = optuna.create_study(study_name=spec.name, storage=storage,
-                                    direction=optuna.study.StudyDirection[spec.direction.upper()])
+                                    directions=[optuna.study.StudyDirection[d.upper()]
+                                                for d in spec.optuna_directions()])
     except optuna.exceptions.DuplicatedStudyError:  # another launcher won the race
         summary = next(s for s in optuna.get_all_study_summaries(storage, False)
                        if s.study_name == spec.name)
-        return _join(spec, storage, summary.direction), False
+        return _join(spec, storage, summary.directions), False
     for baseline in spec.baselines:
         study.enqueue_trial(baseline_to_optuna_params(spec, baseline),
                             user_attrs={BASELINE_ATTR: baseline.name,
@@ -120,12 +124,14 @@ def _enqueue_incumbents(study: optuna.Study, spec: StudySpec,
 
 
 def _join(spec: StudySpec, storage: optuna.storages.BaseStorage,
-          direction: optuna.study.StudyDirection) -> optuna.Study:
-    if direction.name.lower() != spec.direction:
-        raise StudyError(f"study {spec.name!r} exists with direction "
-                         f"{direction.name.lower()}, but the spec says {spec.direction}; use "
-                         f"another study name (--study-name) or direction: "
-                         f"{direction.name.lower()}")
+          directions: Sequence[optuna.study.StudyDirection]) -> optuna.Study:
+    theirs = [d.name.lower() for d in directions]
+    if theirs != spec.optuna_directions():
+        said = ", ".join(theirs)
+        wanted = ", ".join(spec.optuna_directions())
+        raise StudyError(f"study {spec.name!r} exists with direction {said}, but the spec says "
+                         f"{wanted}; use another study name (--study-name) or direction: "
+                         f"{said}")
     study = optuna.load_study(study_name=spec.name, storage=storage)
     deadline = time.monotonic() + _READY_TIMEOUT_S
     while SPEC_ATTR not in study.user_attrs and study.trials == [] \
@@ -169,7 +175,7 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
         new = [t for t in p.finished if t.number not in seen]
         for t in sorted(new, key=lambda t: t.number):
             seen.add(t.number)
-            emit(describe_trial(t, spec.metric))
+            emit(describe_trial(t, spec.metric_label()))
         now = time.monotonic()
         if new or now - last_line[0] >= progress_every_s:
             last_line[0] = now
@@ -188,6 +194,9 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
     if report.errors and p.done < spec.n_trials:
         raise WorkerError(report.errors[0])
     promotion = None
+    if promote and spec.multi_objective and p.pareto:
+        emit(f"not promoting: a multi-objective study has {len(p.pareto)} best trials (the "
+             "Pareto front); pick one with hpsearch defaults promote STUDY --trial N")
     if promote and p.best is not None and report.trials_run > 0:
         promotion = promote_best_trial(study, spec, storage_url, extra_seeds=extra_seeds,
                                        emit=emit)

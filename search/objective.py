@@ -53,7 +53,7 @@ class Objective:
                               tuned=tuned[0] if tuned else None,
                               tuned_row_id=tuned[1] if tuned else None)
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         if self._on_trial_start is not None:
             self._on_trial_start(trial)  # the trial exists: other workers may create theirs
         params = suggest(trial, self.spec.space)
@@ -66,7 +66,8 @@ class Objective:
             log.info("trial %d: %s", trial.number, note)
         trial.set_user_attr("code_version", code_version())
         trial.set_user_attr("library_versions", library_versions())
-        reporter = TrialReporter(trial, metric=self.spec.report_metric)
+        multi = self.spec.multi_objective
+        reporter = TrialReporter(trial, metric=self.spec.report_metric, prune=not multi)
         try:
             result = self.entry.train(cfg, reporter)
         except Exception as exc:
@@ -74,6 +75,8 @@ class Objective:
             raise
         finally:
             trial.set_user_attr("lr_schedule", reporter.lr_per_epoch)
+            if multi:
+                trial.set_user_attr("curve", reporter.curve)
         for key, value in result.items():
             trial.set_user_attr(key, value)
         stop_reason = result["stop_reason"]
@@ -82,6 +85,11 @@ class Objective:
         if stop_reason == "diverged":
             # Not a score: the sampler sees it as a pruned trial that got nowhere.
             raise optuna.TrialPruned(f"diverged at epoch {result['diverged_epoch']}")
+        if multi:
+            values = tuple(float(result[m]) for m in self.spec.metrics)
+            if not all(math.isfinite(v) for v in values):
+                raise optuna.TrialPruned(f"{list(self.spec.metrics)} are {list(values)}")
+            return values
         value = float(result[self.spec.metric])
         if not math.isfinite(value):
             raise optuna.TrialPruned(f"{self.spec.metric} is {value}")

@@ -36,6 +36,7 @@ class StudyProgress:
     running: tuple[tuple[int, int], ...]  # (trial number, last reported epoch)
     eta_s: float | None
     finished: tuple[FrozenTrial, ...]
+    pareto: tuple[FrozenTrial, ...] = ()  # multi-objective studies: the best trials
 
     @property
     def done(self) -> int:
@@ -55,7 +56,9 @@ def read_progress(study: optuna.Study, *, budget: int | None = None, workers: in
     finished = tuple(t for t in trials if t.state.is_finished())
     running = tuple((t.number, max(t.intermediate_values, default=0))
                     for t in trials if t.state == TrialState.RUNNING)
-    best = _best_trial(study)
+    multi = len(study.directions) > 1
+    best = None if multi else _best_trial(study)
+    pareto = tuple(study.best_trials) if multi else ()
     eta = None
     durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in finished
                  if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
@@ -63,8 +66,9 @@ def read_progress(study: optuna.Study, *, budget: int | None = None, workers: in
     if budget is not None and durations:
         remaining = max(0, budget - counts["COMPLETE"] - counts["PRUNED"])
         eta = sum(durations) / len(durations) * remaining / max(1, workers)
-    return StudyProgress(study.study_name, study.direction.name.lower(), budget, counts, best,
-                         running, eta, finished)
+    direction = ", ".join(d.name.lower() for d in study.directions)
+    return StudyProgress(study.study_name, direction, budget, counts, best, running, eta,
+                         finished, pareto)
 
 
 def _best_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -81,6 +85,9 @@ def format_progress(p: StudyProgress) -> str:
     parts = [f"{p.done}{budget} done ({states or 'no trials yet'})"]
     if p.best is not None:
         parts.append(f"best {p.best.value:.4f} (trial {p.best.number})")
+    if p.pareto:
+        parts.append(f"pareto front {len(p.pareto)} trials "
+                     f"({', '.join(str(t.number) for t in p.pareto[:8])})")
     if p.running:
         parts.append("running " + ", ".join(f"#{n}@epoch {e}" for n, e in p.running))
     if p.eta_s is not None and p.budget is not None and p.done < p.budget:
@@ -92,7 +99,10 @@ def describe_trial(t: FrozenTrial, metric: str) -> str:
     """One line for a finished trial: state, value, epochs, why it stopped, its parameters."""
     epochs = t.user_attrs.get("epochs_run", max(t.intermediate_values, default=0))
     head = f"trial {t.number} {t.state.name.lower()}"
-    if t.state == TrialState.COMPLETE and t.value is not None:
+    if t.state == TrialState.COMPLETE and t.values is not None and len(t.values) > 1:
+        head += " " + " ".join(f"{m}={v:.4f}" for m, v in zip(metric.split(","), t.values,
+                                                                 strict=False))
+    elif t.state == TrialState.COMPLETE and t.value is not None:
         head += f" {metric}={t.value:.4f}"
     elif t.state == TrialState.PRUNED and t.intermediate_values:
         last = t.intermediate_values[max(t.intermediate_values)]

@@ -2,10 +2,14 @@
 
 Layout of a spec file (see examples/round2.yaml):
 
-    name, trainer                      study name; trainer key (``cifar``)
+    name, trainer                      study name; trainer key (``cifar``, ``multitask``)
     objective: metric, direction, report
                                        the trainer result key optimised, maximize/minimize, and
-                                       the per-epoch metric reported for pruning
+                                       the per-epoch metric reported for pruning (defaults: the
+                                       trainer's, e.g. best_val_acc/val_acc, best_score/score)
+    objective: metrics, directions     instead of metric/direction: a multi-objective study
+                                       (for example accuracy and mIoU); Optuna cannot prune
+                                       those, so the pruner must be none and there is no target
     success: target, max_train_val_gap the success criteria; the gap is a constraint the
                                        sampler sees (infeasible trials are never "best")
     budget: trials, workers            finished trials (COMPLETE + PRUNED) and parallel workers
@@ -135,6 +139,18 @@ class StudySpec:
     baselines: tuple[BaselineSpec, ...]
     description: str = ""
     pins: tuple[str, ...] = ()  # registry references re-measured as first trials
+    metrics: tuple[str, ...] = ()  # a multi-objective study: every objective, in order
+    directions: tuple[str, ...] = ()
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.metrics) > 1
+
+    def metric_label(self) -> str:
+        return ",".join(self.metrics) if self.multi_objective else self.metric
+
+    def optuna_directions(self) -> list[str]:
+        return list(self.directions) if self.multi_objective else [self.direction]
 
     def epochs(self) -> int:
         """The epoch budget of a regular trial (spec config, else the trainer's code default)."""
@@ -149,8 +165,10 @@ class StudySpec:
         out: dict[str, Any] = {
             "name": self.name,
             "trainer": self.trainer,
-            "objective": {"metric": self.metric, "direction": self.direction,
-                          "report": self.report_metric},
+            "objective": ({"metrics": list(self.metrics), "directions": list(self.directions)}
+                          if self.multi_objective else
+                          {"metric": self.metric, "direction": self.direction,
+                           "report": self.report_metric}),
             "budget": {"trials": self.n_trials, "workers": self.workers},
             "config": dict(self.config),
             "space": {p.name: p.to_dict() for p in self.space},
@@ -256,8 +274,10 @@ def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
     except SpecError as exc:
         raise SpecError(f"{source}: trainer: {exc}") from None
 
-    obj = p.mapping(top.get("objective", {}), "objective", ("metric", "direction", "report"))
-    direction = obj.get("direction", "maximize")
+    obj = p.mapping(top.get("objective", {}), "objective",
+                    ("metric", "direction", "report", "metrics", "directions"))
+    metrics, directions = _objectives(p, obj)
+    direction = directions[0] if directions else obj.get("direction", "maximize")
     if direction not in _DIRECTIONS:
         p.fail("objective.direction", f"unknown direction {direction!r}; expected one of "
                                       f"{list(_DIRECTIONS)}")
@@ -290,9 +310,19 @@ def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
     except SpecError as exc:
         raise SpecError(f"{source}: {exc}") from None
 
+    if metrics:
+        if pruner.name != "none":
+            p.fail("pruner", f"Optuna cannot prune a multi-objective study ({list(metrics)}); "
+                             "set pruner: {name: none}, or optimise one metric (for the "
+                             "multitask trainer, best_score) to prune")
+        if target is not None or gap is not None:
+            p.fail("success", "a multi-objective study has no single target or gap "
+                              "constraint; remove success, or optimise one metric")
     spec = StudySpec(
-        name=name, trainer=trainer, metric=obj.get("metric", "best_val_acc"),
-        direction=direction, report_metric=obj.get("report", "val_acc"), target=target,
+        name=name, trainer=trainer,
+        metric=metrics[0] if metrics else obj.get("metric", entry.default_metric),
+        direction=direction, report_metric=obj.get("report", entry.default_report),
+        target=target, metrics=metrics, directions=directions,
         max_train_val_gap=gap, n_trials=n_trials, workers=workers, config=config, space=space,
         sampler=sampler, pruner=pruner, baselines=(),
         description=str(top.get("description", "")),
@@ -313,6 +343,34 @@ def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
 
         baseline_to_optuna_params(spec, b)
     return spec
+
+
+def _objectives(p: _Parser, obj: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The metrics and directions of a multi-objective study; empty for a single objective."""
+    if "metrics" not in obj:
+        if "directions" in obj:
+            p.fail("objective.directions", "directions needs metrics beside it; use direction "
+                                           "for a single metric")
+        return (), ()
+    for key in ("metric", "direction", "report"):
+        if key in obj:
+            p.fail(f"objective.{key}", "give either metric/direction/report (one objective) "
+                                       "or metrics/directions (several), not both")
+    metrics = tuple(p.string(m, f"objective.metrics[{i}]")
+                    for i, m in enumerate(p.sequence(obj["metrics"], "objective.metrics")))
+    if len(metrics) < 2 or len(set(metrics)) != len(metrics):
+        p.fail("objective.metrics", f"expected two or more distinct metrics, got "
+                                    f"{list(metrics)}; use metric for a single one")
+    raw = p.sequence(obj.get("directions", ["maximize"] * len(metrics)), "objective.directions")
+    directions = tuple(str(d) for d in raw)
+    if len(directions) != len(metrics):
+        p.fail("objective.directions", f"{len(directions)} directions for {len(metrics)} "
+                                       "metrics; give one per metric")
+    for i, d in enumerate(directions):
+        if d not in _DIRECTIONS:
+            p.fail(f"objective.directions[{i}]", f"unknown direction {d!r}; expected one of "
+                                                 f"{list(_DIRECTIONS)}")
+    return metrics, directions
 
 
 class _Parser:

@@ -18,6 +18,9 @@ class TrainerEntry:
     config_cls: type
     train: Callable[..., dict[str, Any]]
     preflight: Callable[[Any], None]
+    default_metric: str  # the result key a study optimises unless the spec says otherwise
+    default_report: str  # the per-epoch metric reported for pruning
+    key_fields: tuple[str, ...]  # config fields that pick the tuned-defaults row
 
     def field_names(self) -> set[str]:
         return {f.name for f in dataclasses.fields(self.config_cls)}
@@ -46,10 +49,18 @@ class TrainerEntry:
 def _cifar() -> TrainerEntry:
     from trainers.cifar import CifarConfig, preflight, train
 
-    return TrainerEntry("cifar", CifarConfig, train, preflight)
+    return TrainerEntry("cifar", CifarConfig, train, preflight, "best_val_acc", "val_acc",
+                        ("model", "optimizer", "dataset"))
 
 
-_TRAINERS: dict[str, Callable[[], TrainerEntry]] = {"cifar": _cifar}
+def _multitask() -> TrainerEntry:
+    from trainers.multitask import MultitaskConfig, preflight, train
+
+    return TrainerEntry("multitask", MultitaskConfig, train, preflight, "best_score", "score",
+                        ("model", "optimizer", "cls_dataset", "seg_dataset"))
+
+
+_TRAINERS: dict[str, Callable[[], TrainerEntry]] = {"cifar": _cifar, "multitask": _multitask}
 
 
 def trainer_names() -> list[str]:

@@ -123,6 +123,9 @@ class MultitaskConfig(TrainingConfigMixin):
     alpha: float | None = None
     rho: float | None = None
     lr_decay: float | None = None
+    # multiplies lr (explicit or default): one search range that suits every optimizer, whose
+    # defaults span 0.001 (Adam) to 1.0 (Adadelta)
+    lr_scale: float = 1.0
     seg_weight: float = 0.5  # task weights (1 - seg_weight, seg_weight)
     batch_size: int = 8
     eval_batch_size: int = 32
@@ -174,6 +177,8 @@ class MultitaskConfig(TrainingConfigMixin):
         for name in ("seg_weight", "score_seg_weight"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if not self.lr_scale > 0:
+            raise ValueError(f"lr_scale must be > 0, got {self.lr_scale}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.optimizer == "mtadamv2":

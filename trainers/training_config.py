@@ -62,10 +62,13 @@ class TrainingConfigMixin:
             pct_start=s.pct_start)
 
     def optimizer_settings(self) -> dict[str, float]:
-        """The optimizer's defaults (``code_optimizer_defaults``) with this config's values."""
+        """The optimizer's defaults (``code_optimizer_defaults``) with this config's values;
+        a config with ``lr_scale`` multiplies the learning rate by it."""
         s: Any = self
         explicit = {k: getattr(s, k) for k in OPTIMIZER_FIELDS if getattr(s, k) is not None}
-        return optimizer_settings(s.optimizer, {**self.code_optimizer_defaults(), **explicit})
+        settings = optimizer_settings(s.optimizer, {**self.code_optimizer_defaults(), **explicit})
+        settings["lr"] *= getattr(s, "lr_scale", 1.0)
+        return settings
 
     def code_optimizer_defaults(self) -> dict[str, float]:
         """Per-config overrides of the optimizer document's defaults (none here)."""
@@ -73,9 +76,11 @@ class TrainingConfigMixin:
 
     def resolved(self: _C) -> _C:
         """This config with the optimizer's defaults written in: what actually runs."""
-        settings = self.optimizer_settings()
-        return dataclasses.replace(self, **{k: v for k, v in settings.items()  # type: ignore[type-var]
-                                            if k in OPTIMIZER_FIELDS})
+        changes: dict[str, Any] = {k: v for k, v in self.optimizer_settings().items()
+                                   if k in OPTIMIZER_FIELDS}
+        if hasattr(self, "lr_scale"):
+            changes["lr_scale"] = 1.0  # folded into lr: resolving twice changes nothing
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
     def replace(self: _C, **changes: object) -> _C:
         """A copy with ``changes``; an unknown key raises naming it and the valid keys."""

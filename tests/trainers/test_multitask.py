@@ -106,6 +106,9 @@ def test_learning_rate_defaults_follow_model_and_optimizer() -> None:
     adamw = MultitaskConfig(model="resnet18", optimizer="adamw").resolved()
     assert (adamw.lr, adamw.weight_decay) == (0.005, 0.01)  # document's AdamW decay
     assert MultitaskConfig(model="resnet18", optimizer="adam", lr=0.02).resolved().lr == 0.02
+    scaled = MultitaskConfig(optimizer="adadelta", lr_scale=0.5).resolved()
+    assert (scaled.lr, scaled.lr_scale) == (0.5, 1.0)
+    assert scaled.resolved() == scaled  # the scale is folded in once
 
 
 def test_bad_settings_are_named() -> None:
