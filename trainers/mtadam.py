@@ -54,10 +54,9 @@ class MTAdamV2(torch.optim.Optimizer):
         term_grads: list[list[torch.Tensor | None]] = []
         for i, loss in enumerate(losses):
             for p in params:
-                p.grad = None
+                p.grad = None  # the next backward allocates fresh gradients: no copies needed
             loss.backward(retain_graph=i < len(losses) - 1)
-            term_grads.append([None if p.grad is None else p.grad.detach().clone()
-                               for p in params])
+            term_grads.append([p.grad for p in params])
         for p in params:
             p.grad = None
         self._update(params, term_grads)
@@ -76,61 +75,123 @@ class MTAdamV2(torch.optim.Optimizer):
     @torch.no_grad()
     def _update(self, params: list[torch.Tensor], term_grads: list[list[torch.Tensor | None]]
                 ) -> None:
+        """The update, with multi-tensor (``torch._foreach_*``) kernels: a handful of launches
+        per term instead of a dozen per parameter and term (the per-parameter loop spent half
+        of a MobileNetV3 step here on an H100)."""
         index = {id(p): k for k, p in enumerate(params)}
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
             weights = group["task_weights"]
             if len(term_grads) > 1 and len(weights) != len(term_grads):
                 raise ValueError(f"{len(term_grads)} loss terms but task_weights has "
                                  f"{len(weights)} entries: {list(weights)}")
-            for p in group["params"]:
-                grads = [tg[index[id(p)]] for tg in term_grads]
-                if all(g is None for g in grads):
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["terms"] = {}
-                terms: dict[int, dict[str, Any]] = state["terms"]
-                numerator = torch.zeros_like(p)
-                denominator: torch.Tensor | None = None
-                balance = len(grads) > 1  # one term: plain Adam, no norms to keep
-                anchor_norm = (self._running_norm(terms, 0, grads[0], group["beta3"])
-                               if balance else None)
-                for i, g in enumerate(grads):
-                    if g is None:
-                        continue  # this term does not reach p: nothing to attribute
-                    if i > 0 and anchor_norm is not None:
-                        own = self._running_norm(terms, i, g, group["beta3"])
-                        assert own is not None
-                        # tensors, not floats: no device sync per parameter
-                        scale = (weights[i] / weights[0]) * anchor_norm / own.clamp_min(1e-30)
-                        g = g * scale
-                    t = terms.setdefault(i, {})
-                    if "exp_avg" not in t:
-                        t["step"] = 0
-                        t["exp_avg"] = torch.zeros_like(p)
-                        t["exp_avg_sq"] = torch.zeros_like(p)
-                    t["step"] += 1
-                    t["exp_avg"].lerp_(g, 1 - beta1)
-                    t["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                    bias1 = 1 - beta1 ** t["step"]
-                    bias2_sqrt = (1 - beta2 ** t["step"]) ** 0.5
-                    denom = (t["exp_avg_sq"].sqrt() / bias2_sqrt).add_(group["eps"])
-                    numerator.add_(t["exp_avg"], alpha=1 / bias1)
-                    denominator = denom if denominator is None else torch.maximum(denominator,
-                                                                                  denom)
-                if denominator is None:
-                    continue
-                if group["weight_decay"]:
-                    p.mul_(1 - group["lr"] * group["weight_decay"])
-                p.addcdiv_(numerator, denominator, value=-group["lr"])
+            ps = [p for p in group["params"]
+                  if any(tg[index[id(p)]] is not None for tg in term_grads)]
+            if not ps:
+                continue
+            terms = [self.state[p].setdefault("terms", {}) for p in ps]
+            grads = [[tg[index[id(p)]] for p in ps] for tg in term_grads]
+            num: list[torch.Tensor | None] = [None] * len(ps)
+            den: list[torch.Tensor | None] = [None] * len(ps)
+            anchor: list[torch.Tensor | None] = [None] * len(ps)
+            if len(term_grads) > 1:  # one term: plain Adam, no norms to keep
+                self._running_norms(terms, 0, [(k, g) for k, g in enumerate(grads[0])
+                                               if g is not None], group["beta3"])
+                anchor = [t.get(0, {}).get("norm") for t in terms]
+            for i, term in enumerate(grads):
+                ks = [k for k, g in enumerate(term) if g is not None]
+                if not ks:
+                    continue  # this term reaches none of the group: nothing to attribute
+                g_list: list[torch.Tensor] = [term[k] for k in ks]  # type: ignore[misc]
+                if i > 0:
+                    self._rescale(terms, i, ks, g_list, anchor, weights, group["beta3"])
+                contrib, denom = self._moments(terms, i, ks, g_list, group)
+                _accumulate(ks, contrib, denom, num, den)
+            updated = [p for p, d in zip(ps, den, strict=True) if d is not None]
+            nums = [n for n in num if n is not None]
+            dens = [d for d in den if d is not None]
+            if group["weight_decay"]:
+                torch._foreach_mul_(updated, 1 - group["lr"] * group["weight_decay"])
+            torch._foreach_addcdiv_(updated, nums, dens, value=-group["lr"])
 
     @staticmethod
-    def _running_norm(terms: dict[int, dict[str, Any]], i: int, g: torch.Tensor | None,
-                      beta3: float) -> torch.Tensor | None:
-        if g is None:
-            return terms.get(i, {}).get("norm")
-        t = terms.setdefault(i, {})
-        norm = torch.linalg.vector_norm(g)
-        t["norm"] = norm if "norm" not in t else t["norm"].mul(beta3).add_(norm, alpha=1 - beta3)
-        return t["norm"]
+    def _running_norms(terms: list[dict[int, dict[str, Any]]], i: int,
+                       reached: list[tuple[int, torch.Tensor]], beta3: float) -> None:
+        """Update term ``i``'s running gradient norm of each (parameter index, gradient)."""
+        if not reached:
+            return
+        fresh = torch._foreach_norm([g for _, g in reached])
+        old, new = [], []
+        for (k, _), norm in zip(reached, fresh, strict=True):
+            t = terms[k].setdefault(i, {})
+            if "norm" in t:
+                old.append(t["norm"])
+                new.append(norm)
+            else:
+                t["norm"] = norm
+        if old:
+            torch._foreach_mul_(old, beta3)
+            torch._foreach_add_(old, new, alpha=1 - beta3)
+
+    def _rescale(self, terms: list[dict[int, dict[str, Any]]], i: int, ks: list[int],
+                 g_list: list[torch.Tensor], anchor: list[torch.Tensor | None],
+                 weights: Sequence[float], beta3: float) -> None:
+        """Scale term ``i``'s gradients (in ``g_list``) to the anchor's running norm times the
+        weight ratio, where the anchor has a norm for that parameter."""
+        pos = [j for j, k in enumerate(ks) if anchor[k] is not None]
+        if not pos:
+            return
+        scaled = [ks[j] for j in pos]
+        self._running_norms(terms, i, [(ks[j], g_list[j]) for j in pos], beta3)
+        own = torch._foreach_clamp_min([terms[k][i]["norm"] for k in scaled], 1e-30)
+        anchors = [a for a in (anchor[k] for k in scaled) if a is not None]
+        ratio = torch._foreach_div(anchors, list(own))
+        torch._foreach_mul_(ratio, weights[i] / weights[0])
+        # tensors, not floats: no device sync
+        out = torch._foreach_mul([g_list[j] for j in pos], ratio)
+        for j, g in zip(pos, out, strict=True):
+            g_list[j] = g
+
+    def _moments(self, terms: list[dict[int, dict[str, Any]]], i: int, ks: list[int],
+                 g_list: list[torch.Tensor], group: dict[str, Any]
+                 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Adam's moments of term ``i``; returns the bias-corrected first moments and the
+        denominators ``sqrt(vhat) + eps`` for the parameters ``ks``."""
+        beta1, beta2 = group["betas"]
+        m, v, bias1, bias2_sqrt = [], [], [], []
+        for k, g in zip(ks, g_list, strict=True):
+            t = terms[k].setdefault(i, {})
+            if "exp_avg" not in t:
+                t["step"] = 0
+                t["exp_avg"] = torch.zeros_like(g)
+                t["exp_avg_sq"] = torch.zeros_like(g)
+            t["step"] += 1
+            m.append(t["exp_avg"])
+            v.append(t["exp_avg_sq"])
+            bias1.append(1 - beta1 ** t["step"])
+            bias2_sqrt.append((1 - beta2 ** t["step"]) ** 0.5)
+        torch._foreach_lerp_(m, g_list, 1 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, g_list, g_list, value=1 - beta2)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, bias2_sqrt)
+        torch._foreach_add_(denom, group["eps"])
+        return list(torch._foreach_div(m, bias1)), list(denom)
+
+
+def _accumulate(ks: list[int], contrib: list[torch.Tensor], denom: list[torch.Tensor],
+                num: list[torch.Tensor | None], den: list[torch.Tensor | None]) -> None:
+    """Sum first moments and take the element-wise maximum of denominators over terms."""
+    num_again: list[torch.Tensor] = []
+    den_again: list[torch.Tensor] = []
+    again: list[int] = []
+    for j, k in enumerate(ks):
+        n, d = num[k], den[k]
+        if n is None or d is None:
+            num[k], den[k] = contrib[j], denom[j]
+        else:
+            num_again.append(n)
+            den_again.append(d)
+            again.append(j)
+    if again:
+        torch._foreach_add_(num_again, [contrib[j] for j in again])
+        torch._foreach_maximum_(den_again, [denom[j] for j in again])

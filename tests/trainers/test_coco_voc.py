@@ -99,5 +99,5 @@ def test_coco_without_segmentation_names_the_file(tmp_path: Path) -> None:
 def test_not_json_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "instances_train2017.json"
     path.write_text("{not json")
-    with pytest.raises(ValueError, match="instances_train2017.json: not valid JSON"):
+    with pytest.raises(ValueError, match=r"instances_train2017\.json: not valid JSON"):
         read_coco(path, min_area=0)

@@ -118,6 +118,8 @@ def test_bad_settings_are_named() -> None:
         MultitaskConfig(seg_weight=1.5)
     with pytest.raises(ValueError, match="mtadamv2 needs both task weights"):
         MultitaskConfig(optimizer="mtadamv2", seg_weight=0.0)
+    with pytest.raises(ValueError, match=r"bn_momentum must be in \(0, 1\], got 0"):
+        MultitaskConfig(bn_momentum=0.0)
     with pytest.raises(ValueError, match="clip_grad_norm does not apply to mtadamv2"):
         MultitaskConfig(optimizer="mtadamv2", clip_grad_norm=1.0)
 

@@ -74,7 +74,7 @@ def test_mask_label_outside_voc_names_the_file(formats: dict[str, Path], tmp_pat
     out.putpalette(palette)
     out.save(bad)
     train, _ = segmentation_splits(str(root), size=32, val_fraction=0.1, seed=0, min_area=0)
-    index = [i for i, item in enumerate(train.items) if item.mask == bad][0]
+    index = next(i for i, item in enumerate(train.items) if item.mask == bad)
     with pytest.raises(ValueError, match=rf"mask {bad} holds labels \[30\]; VOC masks may only"):
         train[index]
 
@@ -85,7 +85,7 @@ def test_mask_size_mismatch_names_both_files(formats: dict[str, Path], tmp_path:
     with Image.open(mask_path) as img:
         img.resize((50, 64)).save(mask_path)
     train, _ = segmentation_splits(str(root), size=32, val_fraction=0.1, seed=0, min_area=0)
-    index = [i for i, item in enumerate(train.items) if item.mask == mask_path][0]
+    index = next(i for i, item in enumerate(train.items) if item.mask == mask_path)
     with pytest.raises(ValueError, match=rf"mask {mask_path} is 50x64 but image .*"
                                          rf"{mask_path.stem}.jpg is 64x64"):
         train[index]

@@ -57,10 +57,10 @@ def test_weights_of_another_model_are_refused(tmp_path: Path) -> None:
 
     path = tmp_path / "r18.pth"
     torch.save(resnet18(weights=None).state_dict(), path)
-    with pytest.raises(ValueError, match="lacks .* backbone tensors"):
+    with pytest.raises(ValueError, match=r"lacks .* backbone tensors"):
         build_multitask_model("mobilenet_v3_large", num_classes=1000, seg_classes=21,
                               weights_path=str(path))
-    with pytest.raises(FileNotFoundError, match="weights file .* does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"weights file .* does not exist"):
         build_multitask_model("resnet18", num_classes=1000, seg_classes=21,
                               weights_path=str(tmp_path / "missing.pth"))
 
