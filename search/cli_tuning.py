@@ -51,6 +51,8 @@ def add_commands(sub: Any, parse_overrides: Callable[[list[str]], dict[str, Any]
     p.add_argument("study")
     p.add_argument("--extra-seeds", type=int, default=2)
     p.add_argument("--force", action="store_true", help="promote even if it does not win")
+    p.add_argument("--trial", type=int, help="promote this trial instead of the best one "
+                                             "(needed for a multi-objective study)")
     p.add_argument("--storage", help=_STORAGE_HELP)
     p.set_defaults(func=_cmd_defaults_promote)
 
@@ -208,7 +210,7 @@ def _cmd_defaults_promote(args: argparse.Namespace) -> int:
     study = load_study_or_fail(url, args.study)
     spec = parse_spec(study.user_attrs.get(SPEC_ATTR) or {}, source=f"study {args.study!r}")
     report = promote_best_trial(study, spec, url, extra_seeds=args.extra_seeds,
-                                force=args.force, emit=print)
+                                force=args.force, trial_number=args.trial, emit=print)
     print_promotion(report)
     return 0
 

@@ -56,6 +56,11 @@ def best_finished_trial(study: optuna.Study, trial_number: int | None = None) ->
     if not completed:
         raise StudyError(f"study {study.study_name!r} has no completed trial yet; run it "
                          "first (hpsearch launch) or pick a study that finished trials")
+    if len(study.directions) > 1:
+        front = ", ".join(str(t.number) for t in sorted(study.best_trials,
+                                                        key=lambda t: t.number))
+        raise StudyError(f"study {study.study_name!r} has several objectives, so no single best "
+                         f"trial; pick one of its Pareto front ({front}) with --trial N")
     try:
         return study.best_trial
     except ValueError:
@@ -65,18 +70,26 @@ def best_finished_trial(study: optuna.Study, trial_number: int | None = None) ->
 
 def promote_best_trial(study: optuna.Study, spec: StudySpec, storage_url: str, *,
                        extra_seeds: int = 2, force: bool = False,
+                       trial_number: int | None = None,
                        emit: Callable[[str], None] = log.info) -> PromotionReport:
+    """Re-measure the best trial (or ``trial_number``) and promote it if it wins. A
+    multi-objective study is compared on the trainer's single metric (the multi-task score)."""
     if extra_seeds < 0:
         raise StudyError(f"extra seeds must be >= 0, got {extra_seeds}")
-    trial = best_finished_trial(study)
+    trial = best_finished_trial(study, trial_number)
     entry = get_trainer(spec.trainer)
+    metric = entry.default_metric if spec.multi_objective else spec.metric
+    higher_is_better = True if spec.multi_objective else spec.direction == "maximize"
+    first = trial.value if not spec.multi_objective else trial.user_attrs.get(metric)
+    if first is None:
+        raise StudyError(f"trial {trial.number} recorded no {metric!r}; it cannot be compared "
+                         "with the tuned default")
     config = dict(trial.user_attrs.get(CONFIG_ATTR) or {})
     if not config:
         raise StudyError(f"trial {trial.number} has no recorded config; it was not run by "
                          "hpsearch and cannot be promoted")
     cfg = entry.build_config(config)
-    assert trial.value is not None
-    values = [float(trial.value)]
+    values = [float(first)]
     seeds = [int(cfg.seed)]
     for i in range(1, extra_seeds + 1):
         seed = int(cfg.seed) + i
@@ -85,14 +98,14 @@ def promote_best_trial(study: optuna.Study, spec: StudySpec, storage_url: str, *
         if result["stop_reason"] == "diverged":
             raise StudyError(f"trial {trial.number} diverged with seed {seed} (epoch "
                              f"{result['diverged_epoch']}); it is not promoted")
-        values.append(float(result[spec.metric]))
+        values.append(float(result[metric]))
         seeds.append(seed)
     mean = statistics.mean(values)
     key = DefaultsKey(*defaults_key(spec.trainer, cfg))
     outcome = promote(
         make_engine(storage_url), key, params=tuned_params_from_config(config),
-        metric=spec.metric, value=mean, n_seeds=len(values), study_name=study.study_name,
+        metric=metric, value=mean, n_seeds=len(values), study_name=study.study_name,
         trial_number=trial.number, code_version=code_version(),
-        library_versions=library_versions(), higher_is_better=spec.direction == "maximize",
+        library_versions=library_versions(), higher_is_better=higher_is_better,
         force=force, note=f"mean of seeds {seeds}: {[round(v, 4) for v in values]}")
     return PromotionReport(trial, key, tuple(values), tuple(seeds), outcome)

@@ -84,6 +84,22 @@ def test_two_objective_study_has_a_pareto_front(sqlite_url: str, tmp_path: Path,
         assert len(t.user_attrs["curve"]) == 2  # per-epoch scores kept without trial.report
     assert "Pareto front (" in out
     assert "not promoting: a multi-objective study" in out
+    # promotion needs a trial picked from the front; it is compared on the single score
+    assert main(["defaults", "promote", "multitask", "--storage", sqlite_url,
+                 "--extra-seeds", "0"]) != 0
+    assert "pick one of its Pareto front" in capsys.readouterr().err
+    pick = study.best_trials[0]
+    assert main(["defaults", "promote", "multitask", "--trial", str(pick.number),
+                 "--storage", sqlite_url, "--extra-seeds", "0"]) == 0
+    assert f"promoted: trial {pick.number}" in capsys.readouterr().out
+    from storage.defaults import DefaultsKey, current_default
+    from storage.engine import make_engine
+
+    key = DefaultsKey("multitask", "resnet18", pick.params["optimizer"],
+                      "synthetic+synthetic-coco")
+    row = current_default(make_engine(sqlite_url), key)
+    assert row is not None and row.metric == "best_score"
+    assert row.metric_value == pytest.approx(pick.user_attrs["best_score"])
     # joining it with a single-objective spec is refused before anything is written
     single = _spec(tmp_path)
     path = tmp_path / "single.yaml"
