@@ -147,9 +147,10 @@ class TunedLookup:
     defaults: that is logged once and the code defaults apply.
     """
 
-    def __init__(self, storage_url: str | None) -> None:
+    def __init__(self, storage_url: str | None, *, engine: Any = None) -> None:
+        """``engine``: a pool to borrow (a worker lends Optuna's, adding no connection)."""
         self._url = storage_url
-        self._engine: Any = None
+        self._engine: Any = engine
         self._cache: dict[tuple[str, str, str, str], tuple[dict[str, Any], int] | None] = {}
         self._missing_logged = False
 

@@ -23,6 +23,7 @@ from search.progress import describe_trial, format_progress, read_progress
 from search.promote import PromotionReport, promote_best_trial
 from search.space import baseline_to_optuna_params, representative_params
 from search.spec import StudySpec
+from search.stop_rules import CREATED_AT_ATTR, stop_reason  # noqa: F401
 from search.warm_start import check_source, config_to_params, import_trials
 from search.worker import WORKER_ATTR, worker_identity
 from storage import open_optuna_storage, redact, upgrade
@@ -78,6 +79,7 @@ def create_or_join(spec: StudySpec, storage: optuna.storages.BaseStorage, *,
     _enqueue_incumbents(study, spec, incumbents, emit)
     if warm_start is not None:
         import_trials(study, spec, warm_start, emit)
+    study.set_user_attr(CREATED_AT_ATTR, time.time())  # wall-clock stop rules count from here
     # Written last: the spec marks the study ready, and joiners wait for it (_join), so no
     # other launcher's worker starts a trial before the baselines are queued.
     study.set_user_attr(SPEC_ATTR, spec.to_dict())
@@ -183,7 +185,8 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
 
     def on_worker_lost(pid: int, code: int) -> None:
         _fail_trials_of(study, worker_identity(pid), f"worker process {pid} exited with code "
-                                                     f"{code} during the trial")
+                                                     f"{code} during the trial",
+                        spec.fault_tolerance.max_retries)
 
     start = time.monotonic()
     report = LocalExecutor(spec.workers).run(spec.to_dict(), storage_url, on_tick=on_tick,
@@ -203,10 +206,13 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
     return LaunchResult(study, created, report, p.best, time.monotonic() - start, promotion)
 
 
-def _fail_trials_of(study: optuna.Study, identity: str, reason: str) -> None:
+def _fail_trials_of(study: optuna.Study, identity: str, reason: str, max_retries: int) -> None:
+    """Fail the RUNNING trials of a worker that died, now rather than after the heartbeat's
+    grace period, and re-queue each with the same parameters (as the heartbeat would)."""
     storage = study._storage  # the public Study API cannot fail another process's trial
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retries)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if t.user_attrs.get(WORKER_ATTR) == identity:
             storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
-            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-
+            if storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                retry(study, storage.get_trial(t._trial_id))

@@ -4,14 +4,20 @@ Layers, later wins: trainer code defaults < the current tuned default for the tr
 (trainer, model, optimizer, dataset) < spec ``config`` < a baseline's own ``config`` (carried in
 the trial's user attributes) < the trial's suggested parameters.
 Every trial records what a person needs to read it: the resolved config, final metrics,
-epochs run, why it stopped, and the code and library versions.
+epochs run, why it stopped, and the code and library versions. With
+``fault_tolerance.checkpoint_dir`` each trial checkpoints under its own directory, which a retry
+of it (after its worker died) resumes from; the directory is removed once the trial finishes.
+An out-of-memory error fails the trial (``fail_kind`` out_of_memory), frees the cache, and the
+worker goes on.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -23,13 +29,32 @@ from search.space import suggest, to_config_changes
 from search.spec import StudySpec
 from search.trainer_registry import get_trainer
 
-__all__ = ["BASELINE_ATTR", "CONFIG_ATTR", "OVERRIDES_ATTR", "Objective"]
+__all__ = ["BASELINE_ATTR", "CONFIG_ATTR", "FAIL_KIND_ATTR", "OVERRIDES_ATTR", "RETRY_OF_ATTR",
+           "Objective"]
 
 log = logging.getLogger(__name__)
 
 BASELINE_ATTR = "hps_baseline"
+FAIL_KIND_ATTR = "fail_kind"
+RETRY_OF_ATTR = "retry_of"
 OVERRIDES_ATTR = "hps_config_overrides"
 CONFIG_ATTR = "config"
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _free_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class Objective:
@@ -53,6 +78,19 @@ class Objective:
                               tuned=tuned[0] if tuned else None,
                               tuned_row_id=tuned[1] if tuned else None)
 
+    def _checkpoint_dir(self, trial: optuna.Trial) -> Path | None:
+        """``<checkpoint_dir>/<study>/trial-<n>``, where n is the first attempt's number: a
+        trial retried after its worker died finds the checkpoints the dead one left."""
+        root = self.spec.fault_tolerance.checkpoint_dir
+        if root is None:
+            return None
+        # Trial has no public system attributes in Optuna 5; the retry callback writes there.
+        system = trial.study._storage.get_trial_system_attrs(trial._trial_id)
+        first = int(system.get("failed_trial", trial.number))
+        if first != trial.number:
+            trial.set_user_attr(RETRY_OF_ATTR, first)
+        return Path(root).expanduser() / self.spec.name / f"trial-{first}"
+
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         if self._on_trial_start is not None:
             self._on_trial_start(trial)  # the trial exists: other workers may create theirs
@@ -60,6 +98,9 @@ class Objective:
         overrides = dict(trial.user_attrs.get(OVERRIDES_ATTR, {}))
         resolution = self.resolve(params, overrides)
         cfg = resolution.config
+        checkpoint_dir = self._checkpoint_dir(trial)
+        if checkpoint_dir is not None:
+            cfg = cfg.replace(checkpoint_dir=str(checkpoint_dir))
         trial.set_user_attr(CONFIG_ATTR, cfg.to_dict())
         trial.set_user_attr("tuned_default_row", resolution.tuned_row_id)
         for note in resolution.notes:
@@ -72,6 +113,9 @@ class Objective:
             result = self.entry.train(cfg, reporter)
         except Exception as exc:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:2000])
+            if _is_out_of_memory(exc):
+                trial.set_user_attr(FAIL_KIND_ATTR, "out_of_memory")
+                _free_accelerator_memory()  # the next trial starts from an empty cache
             raise
         finally:
             trial.set_user_attr("lr_schedule", reporter.lr_per_epoch)
@@ -79,6 +123,8 @@ class Objective:
                 trial.set_user_attr("curve", reporter.curve)
         for key, value in result.items():
             trial.set_user_attr(key, value)
+        if checkpoint_dir is not None:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: no retry will need it
         stop_reason = result["stop_reason"]
         if stop_reason == "pruned":
             raise optuna.TrialPruned(f"pruned at epoch {result['epochs_run']}")

@@ -19,6 +19,14 @@ Layout of a spec file (see examples/round2.yaml):
     sampler: {name, seed, ...}, pruner: {name, ...}
     baselines: [{name, params, config}] trials enqueued first with exact values; milestones in
                                        epochs, other params in the space's units
+    stop: {at_target, no_improvement_trials, wall_clock_s}
+                                       study-level stop rules every worker obeys: the target
+                                       (success.target) reached, K finished trials without a
+                                       new best, a wall-clock budget from the study's creation
+    fault_tolerance: {checkpoint_dir, heartbeat_interval_s, grace_period_s, max_retries}
+                                       per-trial checkpoints on storage every worker sees (a
+                                       retried trial resumes there), and Optuna's heartbeat: a
+                                       trial silent for the grace period is failed and retried
 
 Every error names the file, the key path and the fix, in one line.
 """
@@ -39,7 +47,9 @@ from search.errors import SpecError
 __all__ = [
     "BaselineSpec",
     "ComponentSpec",
+    "FaultTolerance",
     "ParamSpec",
+    "StopRules",
     "StudySpec",
     "load_spec",
     "parse_spec",
@@ -48,7 +58,7 @@ __all__ = [
 _PARAM_TYPES = ("float", "int", "categorical", "milestones")
 _DIRECTIONS = ("maximize", "minimize")
 _TOP_KEYS = ("name", "trainer", "objective", "success", "budget", "config", "space", "sampler",
-             "pruner", "baselines", "pins", "description")
+             "pruner", "baselines", "pins", "description", "stop", "fault_tolerance")
 _SCALED_WITH_EPOCHS = ("patience",)
 _PRUNER_RESOURCE_KEYS = ("min_resource", "max_resource", "n_warmup_steps", "n_min_trials")
 
@@ -122,6 +132,29 @@ class BaselineSpec:
 
 
 @dataclass(frozen=True)
+class StopRules:
+    at_target: bool = False  # stop once a finished trial reaches success.target
+    no_improvement_trials: int | None = None  # stop after K finished trials without a new best
+    wall_clock_s: float | None = None  # stop starting trials this long after creation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, False)}
+
+
+@dataclass(frozen=True)
+class FaultTolerance:
+    checkpoint_dir: str | None = None  # per-trial checkpoints under <dir>/<study>/trial-<n>
+    heartbeat_interval_s: int = 30
+    grace_period_s: int = 120
+    max_retries: int = 3  # a trial whose worker died is re-queued this many times
+
+    def to_dict(self) -> dict[str, Any]:
+        defaults = FaultTolerance()
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if v != getattr(defaults, k)}
+
+
+@dataclass(frozen=True)
 class StudySpec:
     name: str
     trainer: str
@@ -141,6 +174,8 @@ class StudySpec:
     pins: tuple[str, ...] = ()  # registry references re-measured as first trials
     metrics: tuple[str, ...] = ()  # a multi-objective study: every objective, in order
     directions: tuple[str, ...] = ()
+    stop: StopRules = StopRules()
+    fault_tolerance: FaultTolerance = FaultTolerance()
 
     @property
     def multi_objective(self) -> bool:
@@ -183,6 +218,10 @@ class StudySpec:
             out["success"] = success
         if self.pins:
             out["pins"] = list(self.pins)
+        if self.stop.to_dict():
+            out["stop"] = self.stop.to_dict()
+        if self.fault_tolerance.to_dict():
+            out["fault_tolerance"] = self.fault_tolerance.to_dict()
         if self.description:
             out["description"] = self.description
         return out
@@ -326,6 +365,8 @@ def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
         max_train_val_gap=gap, n_trials=n_trials, workers=workers, config=config, space=space,
         sampler=sampler, pruner=pruner, baselines=(),
         description=str(top.get("description", "")),
+        stop=_stop_rules(p, top.get("stop", {}), target),
+        fault_tolerance=_fault_tolerance(p, top.get("fault_tolerance", {})),
         pins=tuple(p.string(ref, f"pins[{i}]")
                    for i, ref in enumerate(p.sequence(top.get("pins", []), "pins"))),
     )
@@ -343,6 +384,49 @@ def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
 
         baseline_to_optuna_params(spec, b)
     return spec
+
+
+def _stop_rules(p: _Parser, raw: Any, target: float | None) -> StopRules:
+    stop = p.mapping(raw, "stop", ("at_target", "no_improvement_trials", "wall_clock_s"))
+    at_target = stop.get("at_target", False)
+    if not isinstance(at_target, bool):
+        p.fail("stop.at_target", f"expected true or false, got {at_target!r}")
+    if at_target and target is None:
+        p.fail("stop.at_target", "needs success.target; set the target or remove at_target")
+    k = stop.get("no_improvement_trials")
+    wall = stop.get("wall_clock_s")
+    return StopRules(
+        at_target=at_target,
+        no_improvement_trials=None if k is None else p.integer(k, "stop.no_improvement_trials",
+                                                               minimum=1),
+        wall_clock_s=None if wall is None else _positive(p, wall, "stop.wall_clock_s"))
+
+
+def _fault_tolerance(p: _Parser, raw: Any) -> FaultTolerance:
+    ft = p.mapping(raw, "fault_tolerance", ("checkpoint_dir", "heartbeat_interval_s",
+                                            "grace_period_s", "max_retries"))
+    defaults = FaultTolerance()
+    interval = p.integer(ft.get("heartbeat_interval_s", defaults.heartbeat_interval_s),
+                         "fault_tolerance.heartbeat_interval_s", minimum=1)
+    grace = p.integer(ft.get("grace_period_s", defaults.grace_period_s),
+                      "fault_tolerance.grace_period_s", minimum=1)
+    if grace <= interval:
+        p.fail("fault_tolerance.grace_period_s", f"{grace} s must exceed the heartbeat interval "
+                                                 f"({interval} s), or live trials look dead")
+    directory = ft.get("checkpoint_dir")
+    return FaultTolerance(
+        checkpoint_dir=None if directory is None else p.string(directory,
+                                                               "fault_tolerance.checkpoint_dir"),
+        heartbeat_interval_s=interval, grace_period_s=grace,
+        max_retries=p.integer(ft.get("max_retries", defaults.max_retries),
+                              "fault_tolerance.max_retries", minimum=0))
+
+
+def _positive(p: _Parser, value: Any, where: str) -> float:
+    number = p.number(value, where)
+    if number <= 0:
+        p.fail(where, f"{number} must be > 0")
+    return number
 
 
 def _objectives(p: _Parser, obj: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -1,9 +1,13 @@
-"""A worker: joins a study and runs trials until the shared budget is spent.
+"""A worker: joins a study and runs trials until the shared budget is spent or a stop rule
+fires.
 
 Each trial runs through ``study.optimize`` (one trial per call) so Optuna's heartbeat covers it;
-the check-and-create step runs under the study lock so the budget is never overshot.
-A trial that raises is recorded FAIL with its reason and the worker goes on; a worker whose
-trials fail ``max_consecutive_failures`` times in a row gives up with the last reason.
+the check-and-create step runs under the study lock so the budget is never overshot. Before it,
+trials whose heartbeat went stale (their worker died) are failed and re-queued with the same
+parameters. A trial that raises is recorded FAIL with its reason and the worker goes on; a
+worker whose trials fail ``max_consecutive_failures`` times in a row gives up with the last
+reason. The worker's storage, lock and tuned-defaults lookups share one pool of at most two
+database connections.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,16 +27,19 @@ from optuna.trial import FrozenTrial, TrialState
 from search.budget import budget_left
 from search.defaults import TunedLookup
 from search.errors import WorkerError
-from search.objective import Objective
+from search.objective import FAIL_KIND_ATTR, Objective
 from search.samplers import build_pruner, build_sampler
 from search.spec import StudySpec, parse_spec
+from search.stop_rules import stop_reason
 from storage import StudyLock, open_optuna_storage
+from storage.optuna_storage import rdb_storage
 
-__all__ = ["WORKER_ATTR", "WorkerSummary", "run_worker", "worker_identity"]
+__all__ = ["NODE_ATTR", "WORKER_ATTR", "WorkerSummary", "run_worker", "worker_identity"]
 
 log = logging.getLogger(__name__)
 
 WORKER_ATTR = "worker"
+NODE_ATTR = "node"
 
 
 @dataclass(frozen=True)
@@ -39,40 +47,64 @@ class WorkerSummary:
     worker_index: int
     trials_run: int
     states: Mapping[str, int]
+    stop_reason: str | None = None  # a study-level stop rule that ended the worker
 
 
 def worker_identity(pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{pid or os.getpid()}"
 
 
+def _others_running(study: optuna.Study) -> bool:
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
 def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: int = 0,
-               threads: int | None = None, max_consecutive_failures: int = 3) -> WorkerSummary:
+               threads: int | None = None, max_consecutive_failures: int = 3,
+               node: str | None = None) -> WorkerSummary:
+    """``node``: where the worker runs (a Ray node id), recorded on each trial."""
     spec: StudySpec = parse_spec(dict(spec_dict), source=f"spec of study {spec_dict.get('name')!r}")
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_optuna_storage(storage_url)
+    ft = spec.fault_tolerance
+    storage = open_optuna_storage(storage_url, heartbeat_interval_s=ft.heartbeat_interval_s,
+                                  grace_period_s=ft.grace_period_s, max_retry=ft.max_retries)
     study = optuna.load_study(study_name=spec.name, storage=storage,
                               sampler=build_sampler(spec.sampler, seed_offset=worker_index),
                               pruner=build_pruner(spec.pruner))
-    lock = StudyLock(storage_url, spec.name)
+    engine = rdb_storage(storage).engine
+    lock = StudyLock(storage_url, spec.name, engine=engine)
     identity = worker_identity()
 
     def on_trial_start(trial: optuna.Trial) -> None:
         lock.release()
         trial.set_user_attr(WORKER_ATTR, identity)
+        if node is not None:
+            trial.set_user_attr(NODE_ATTR, node)
 
     objective = Objective(spec, on_trial_start=on_trial_start,
-                          tuned_lookup=TunedLookup(storage_url))
+                          tuned_lookup=TunedLookup(storage_url, engine=engine))
     finished: list[FrozenTrial] = []
     consecutive_failures = 0
+    stopped: str | None = None
     try:
         while True:
             lock.acquire()
             try:
+                optuna.storages.fail_stale_trials(study)  # re-queues a dead worker's trial
                 if not budget_left(study, spec.n_trials):
+                    if not _others_running(study):
+                        break
+                    # Trials still running elsewhere may belong to a dead worker: stay until
+                    # each finishes or goes stale and comes back as a retry to run here.
+                    lock.release()
+                    time.sleep(min(5.0, ft.heartbeat_interval_s))
+                    continue
+                stopped = stop_reason(study, spec)
+                if stopped is not None:
+                    log.info("worker %d stops: %s", worker_index, stopped)
                     break
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -81,7 +113,10 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
             finally:
                 lock.release()
             last = finished[-1] if finished else None
-            if last is not None and last.state == TrialState.FAIL:
+            if last is not None and last.state == TrialState.FAIL \
+                    and last.user_attrs.get(FAIL_KIND_ATTR) == "out_of_memory":
+                log.warning("trial %d ran out of memory; the worker goes on", last.number)
+            elif last is not None and last.state == TrialState.FAIL:
                 consecutive_failures += 1
                 reason = last.user_attrs.get("fail_reason") or last.system_attrs.get(
                     "fail_reason", "unknown")
@@ -96,4 +131,4 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
     states: dict[str, int] = {}
     for t in finished:
         states[t.state.name] = states.get(t.state.name, 0) + 1
-    return WorkerSummary(worker_index, len(finished), states)
+    return WorkerSummary(worker_index, len(finished), states, stopped)

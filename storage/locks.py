@@ -1,7 +1,10 @@
 """A cross-process lock per study, held by a worker while it checks the trial budget and
 creates its next trial, so N workers never start more trials than the budget allows.
 
-- PostgreSQL: a session advisory lock on a dedicated connection (works across machines).
+- PostgreSQL: a transaction-scoped advisory lock (``pg_advisory_xact_lock``) on a dedicated
+  connection held only while the lock is (works across machines, and through PgBouncer in
+  transaction pooling, where session locks would leak). If the server restarts, acquiring
+  retries until it is back; a lock lost with its connection is simply gone.
 - SQLite: an exclusive ``flock`` on a file beside the database (SQLite is one machine anyway).
   Not SQLite's own write lock: Optuna must keep writing while we hold this one.
 """
@@ -12,8 +15,10 @@ import fcntl
 import hashlib
 import logging
 import os
+import time
 
 import sqlalchemy
+import sqlalchemy.exc
 
 from storage.errors import StorageError
 from storage.url import parse_url, sqlite_path
@@ -27,13 +32,17 @@ class StudyLock:
     """Re-acquirable lock; ``release`` is idempotent so it can be called as soon as a trial
     exists and again in a ``finally``."""
 
-    def __init__(self, url: str, study_name: str) -> None:
+    def __init__(self, url: str, study_name: str, *,
+                 engine: sqlalchemy.Engine | None = None) -> None:
+        """``engine``: draw the lock's connection from this pool (a worker passes Optuna's, so
+        the lock adds no connection of its own); by default a private unpooled engine."""
         self._backend = parse_url(url).get_backend_name()
         self._key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big",
                                    signed=True)
         self._held = False
         self._fd: int | None = None
         self._engine: sqlalchemy.Engine | None = None
+        self._owns_engine = False
         self._conn: sqlalchemy.Connection | None = None
         if self._backend == "sqlite":
             db = sqlite_path(url)
@@ -43,24 +52,46 @@ class StudyLock:
             digest = hashlib.sha256(study_name.encode()).hexdigest()[:12]
             self._path = f"{db}.{digest}.lock"
         elif self._backend == "postgresql":
-            self._engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool,
-                                                    pool_pre_ping=True)
+            self._owns_engine = engine is None
+            self._engine = engine or sqlalchemy.create_engine(
+                url, poolclass=sqlalchemy.pool.NullPool, pool_pre_ping=True)
         else:
             raise StorageError(f"budget locking is implemented for SQLite and PostgreSQL, not "
                                f"{self._backend!r}; use one of those for the study storage")
 
-    def acquire(self) -> None:
+    def acquire(self, *, retry_for_s: float = 300.0) -> None:
         if self._held:
             return
         if self._backend == "sqlite":
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         else:
-            assert self._engine is not None
-            self._conn = self._engine.connect()
-            self._conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
-            self._conn.commit()
+            self._acquire_pg(retry_for_s)
         self._held = True
+
+    def _acquire_pg(self, retry_for_s: float) -> None:
+        assert self._engine is not None
+        deadline = time.monotonic() + retry_for_s
+        delay = 0.5
+        while True:
+            conn = None
+            try:
+                conn = self._engine.connect()
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:k)"),
+                             {"k": self._key})  # held until this transaction ends
+                self._conn = conn
+                return
+            except sqlalchemy.exc.DBAPIError as exc:
+                if conn is not None:
+                    conn.close()
+                if time.monotonic() + delay > deadline:
+                    raise StorageError(f"cannot take the study lock: the database stayed "
+                                       f"unreachable for {retry_for_s:.0f} s ({exc.orig})"
+                                       ) from None
+                log.warning("study lock: database unreachable (%s); retrying in %.1f s",
+                            str(exc.orig).strip().splitlines()[0], delay)
+                time.sleep(delay)
+                delay = min(2 * delay, 10.0)
 
     def release(self) -> None:
         if not self._held:
@@ -72,15 +103,16 @@ class StudyLock:
             self._fd = None
         if self._conn is not None:
             try:
-                self._conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"),
-                                   {"k": self._key})
-                self._conn.commit()
+                self._conn.rollback()  # ends the transaction: the lock goes with it
+            except sqlalchemy.exc.DBAPIError as exc:
+                # The connection died (server restart): the lock died with it.
+                log.warning("study lock: connection lost on release (%s)",
+                            str(exc.orig).strip().splitlines()[0])
             finally:
-                # Closing the session also drops the lock if the unlock itself failed.
                 self._conn.close()
                 self._conn = None
 
     def close(self) -> None:
         self.release()
-        if self._engine is not None:
+        if self._engine is not None and self._owns_engine:
             self._engine.dispose()

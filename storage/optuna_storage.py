@@ -1,8 +1,10 @@
 """Optuna's RDBStorage, set up for several workers sharing one database.
 
 - PostgreSQL/MySQL: ``pool_pre_ping`` (a restarted server costs a reconnect, not a crash) and a
-  pool of one connection plus one overflow, so a worker holds at most two connections (its
-  own and the heartbeat thread's).
+  pool of one connection plus one overflow. A worker's budget lock and tuned-defaults lookups
+  draw from this same pool, so a worker never holds more than two connections. Calls that
+  fail because the connection broke are retried (storage/resilient.py): a database restart
+  stalls workers, it does not stop them.
 - SQLite: the file is switched to WAL journaling (readers no longer block the writer, and the
   setting persists in the file) and each connection waits up to 60 s for the write lock instead
   of failing at once with "database is locked".
@@ -17,11 +19,13 @@ import warnings
 from typing import Any
 
 import optuna
+from optuna.storages._cached_storage import _CachedStorage
 
 from storage.races import retry_schema_race
+from storage.resilient import ResilientStorage
 from storage.url import check_reachable, parse_url, sqlite_path
 
-__all__ = ["HEARTBEAT_GRACE_S", "HEARTBEAT_INTERVAL_S", "open_optuna_storage"]
+__all__ = ["HEARTBEAT_GRACE_S", "HEARTBEAT_INTERVAL_S", "open_optuna_storage", "rdb_storage"]
 
 HEARTBEAT_INTERVAL_S = 30
 HEARTBEAT_GRACE_S = 120
@@ -29,8 +33,10 @@ _SQLITE_LOCK_TIMEOUT_S = 60
 
 
 def open_optuna_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
-                        grace_period_s: int = HEARTBEAT_GRACE_S,
-                        max_retry: int = 3) -> optuna.storages.RDBStorage:
+                        grace_period_s: int = HEARTBEAT_GRACE_S, max_retry: int = 3,
+                        retry_for_s: float = 300.0) -> ResilientStorage:
+    """Optuna's storage for ``url``: RDBStorage behind Optuna's cache, behind the retrying
+    wrapper. ``rdb_storage(storage)`` gives the RDBStorage (its engine, for tests)."""
     check_reachable(url)
     backend = parse_url(url).get_backend_name()
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
@@ -40,13 +46,22 @@ def open_optuna_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTER
             _enable_wal(path)
         engine_kwargs["connect_args"] = {"timeout": _SQLITE_LOCK_TIMEOUT_S}
     else:
-        engine_kwargs.update(pool_size=1, max_overflow=1, pool_recycle=3600)
+        engine_kwargs.update(pool_size=1, max_overflow=1, pool_timeout=120, pool_recycle=3600)
     with warnings.catch_warnings():
         # Heartbeat and retry are marked experimental since 2.8; they are what we rely on.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return retry_schema_race(
+        rdb = retry_schema_race(
             lambda: _rdb_storage(url, engine_kwargs, heartbeat_interval_s, grace_period_s,
                                  max_retry), what="creating Optuna's tables")
+    # mypy cannot see the methods ResilientStorage forwards by generation
+    return ResilientStorage(_CachedStorage(rdb), retry_for_s=retry_for_s)  # type: ignore[abstract]
+
+
+def rdb_storage(storage: ResilientStorage) -> optuna.storages.RDBStorage:
+    inner = storage.inner
+    rdb = inner._backend if isinstance(inner, _CachedStorage) else inner
+    assert isinstance(rdb, optuna.storages.RDBStorage)
+    return rdb
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], heartbeat_interval_s: int,

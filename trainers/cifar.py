@@ -264,6 +264,7 @@ def train(cfg: CifarConfig, reporter: Reporter | None = None) -> dict[str, float
 
     result: dict[str, float | int | str] = {
         "stop_reason": stop_reason,
+        "resumed_from_epoch": first_epoch - 1,  # 0: started fresh
         "epochs_run": epoch if stop_reason != StopReason.DIVERGED else epoch - 1,
         "best_epoch": int(best.get("epoch", 0)),
         "best_val_acc": best.get("val_acc", 0.0),

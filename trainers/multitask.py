@@ -318,6 +318,7 @@ def train(cfg: MultitaskConfig, reporter: Reporter | None = None
 
     result: dict[str, float | int | str] = {
         "stop_reason": stop_reason,
+        "resumed_from_epoch": first_epoch - 1,  # 0: started fresh
         "epochs_run": epoch if stop_reason != StopReason.DIVERGED else epoch - 1,
         "best_epoch": int(best.get("epoch", 0)),
         "best_score": best.get("score", 0.0),

@@ -116,12 +116,19 @@ def test_status_and_db_commands(tmp_path: Path, sqlite_url: str,
     assert "s\t3 trials" in capsys.readouterr().out
 
 
-def test_a_lost_worker_s_running_trial_is_failed_with_the_reason(sqlite_url: str) -> None:
+def test_a_lost_worker_s_running_trial_is_failed_with_the_reason_and_requeued(
+        sqlite_url: str) -> None:
     study = optuna.create_study(study_name="lost", storage=sqlite_url)
-    mine, other = study.ask(), study.ask()
+    mine = study.ask({"lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)})
+    other = study.ask()
     mine.set_user_attr("worker", "host:123")
     other.set_user_attr("worker", "host:456")
-    _fail_trials_of(study, "host:123", "worker process 123 exited with code -9")
-    states = {t.number: t.state for t in study.get_trials()}
-    assert states == {mine.number: TrialState.FAIL, other.number: TrialState.RUNNING}
+    _fail_trials_of(study, "host:123", "worker process 123 exited with code -9", max_retries=3)
+    trials = study.get_trials()
+    states = {t.number: t.state for t in trials}
+    assert states == {mine.number: TrialState.FAIL, other.number: TrialState.RUNNING,
+                      2: TrialState.WAITING}
     assert "exited with code -9" in study.trials[mine.number].user_attrs["fail_reason"]
+    retry = trials[2]
+    assert retry.params == study.trials[mine.number].params  # same parameters again
+    assert retry.system_attrs["failed_trial"] == mine.number

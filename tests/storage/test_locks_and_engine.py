@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from storage import StudyLock, open_optuna_storage
+from storage.optuna_storage import rdb_storage
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -45,8 +46,8 @@ def test_sqlite_storage_uses_wal_and_heartbeats(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_postgres_storage_holds_at_most_two_connections_and_pre_pings(pg_url: str) -> None:
     storage = open_optuna_storage(pg_url)
-    pool = storage.engine.pool
-    assert pool.size() == 1 and pool._max_overflow == 1  # one + heartbeat thread's
+    pool = rdb_storage(storage).engine.pool
+    assert pool.size() == 1 and pool._max_overflow == 1  # shared with the lock: <= 2
     assert pool._pre_ping
     assert storage.get_heartbeat_interval() == 30
 

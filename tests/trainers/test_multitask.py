@@ -86,6 +86,7 @@ def test_resume_equals_the_uninterrupted_run(formats: dict[str, Path], tmp_path:
     resumed_reporter = RecordingReporter()
     resumed = train(first, resumed_reporter)
     assert [e for e, _ in resumed_reporter.history] == [2]
+    assert (resumed["resumed_from_epoch"], straight["resumed_from_epoch"]) == (1, 0)
     for key in ("last_val_acc", "last_val_miou", "last_train_cls_loss", "last_train_seg_loss"):
         assert resumed[key] == pytest.approx(straight[key], rel=1e-5), key
     with pytest.raises(ValueError, match=r"different settings \['lr'\]"):

@@ -1,0 +1,93 @@
+"""A storage that survives the database going away for a while (a PostgreSQL restart, a
+failover, a dropped network path): every call that fails because the connection broke is
+retried with backoff until ``retry_for_s`` has passed, so no worker exits.
+
+Optuna's RDBStorage turns a broken connection into ``StorageInternalError`` (the statement was
+rolled back); ``pool_pre_ping`` then gives the retry a fresh connection. Errors that say
+something about the data (a duplicate study, a finished trial, a missing key) are not retried.
+The storage keeps Optuna's heartbeat interface, so heartbeats, stale-trial detection and the
+retry of stale trials work through it; it wraps Optuna's caching layer like ``get_storage``.
+
+A retried write whose first attempt reached the server before the connection broke could be
+applied twice; the calls that matter here (trial state, values, attributes) are idempotent
+except ``create_new_trial``, where the budget lock bounds the damage to one extra trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy.exc
+from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import BaseHeartbeat
+
+__all__ = ["ResilientStorage", "is_connection_error"]
+
+log = logging.getLogger(__name__)
+
+_FORWARDED = sorted(BaseStorage.__abstractmethods__ | BaseHeartbeat.__abstractmethods__
+                    | {"check_trial_is_updatable", "get_trial_id_from_study_id_trial_number",
+                       "get_trial_number_from_id", "get_trial_params", "get_trial_user_attrs",
+                       "get_trial_system_attrs", "get_best_trial", "get_n_trials",
+                       "remove_session", "get_failed_trial_callback"})
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) is a lost or refused database connection."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sqlalchemy.exc.DBAPIError) and (
+                seen.connection_invalidated or isinstance(
+                    seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class ResilientStorage(BaseStorage, BaseHeartbeat):
+    def __init__(self, inner: BaseStorage, *, retry_for_s: float = 300.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._inner = inner
+        self._retry_for_s = retry_for_s
+        self._sleep = sleep
+
+    @property
+    def inner(self) -> BaseStorage:
+        return self._inner
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        method = getattr(self._inner, name)
+        deadline = time.monotonic() + self._retry_for_s
+        delay = 0.5
+        attempt = 1
+        while True:
+            try:
+                return method(*args, **kwargs)
+            except Exception as exc:
+                if not is_connection_error(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("storage call %s failed (%s: %s); retrying in %.1f s (attempt %d)",
+                            name, type(exc).__name__, str(exc).splitlines()[0][:200], delay,
+                            attempt)
+                self._sleep(delay)
+                delay = min(delay * 2, 10.0)
+                attempt += 1
+
+    def __getattr__(self, name: str) -> Any:  # anything not forwarded explicitly
+        return getattr(self._inner, name)
+
+
+def _forward(name: str) -> Callable[..., Any]:
+    def method(self: ResilientStorage, *args: Any, **kwargs: Any) -> Any:
+        return self._call(name, *args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+for _name in _FORWARDED:
+    setattr(ResilientStorage, _name, _forward(_name))
+ResilientStorage.__abstractmethods__ = frozenset()
