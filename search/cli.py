@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from search.errors import SpecError
+
 __all__ = ["main"]
 
 _EXIT_ERROR = 2
@@ -72,6 +74,23 @@ def _parser() -> argparse.ArgumentParser:
                    help="do not promote the winner into the tuned defaults at the end")
     p.add_argument("--extra-seeds", type=int, default=2,
                    help="seeds the winner is re-measured on before promotion (default 2)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local worker processes (default) or Ray tasks anywhere in a cluster")
+    p.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: start "
+                                     "a local Ray instance)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+                   help="GPUs each Ray worker reserves; fractional packs trials on one GPU")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0,
+                   help="CPUs each Ray worker reserves (default 1)")
+
+    p = sub.add_parser("worker", help="join a study from this machine as one worker (no Ray): "
+                                      "for clusters managed by something else")
+    p.add_argument("study", help="study name (created by hpsearch launch)")
+    p.add_argument("--storage", help=storage_help)
+    p.add_argument("--index", type=int, default=0,
+                   help="worker index: seeds the sampler differently per worker (default 0)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("status", help="trial counts, best trial and progress of a study")
     p.add_argument("study", help="study name")
@@ -116,8 +135,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    from search.errors import SpecError
-
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -138,9 +155,19 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         config=_parse_overrides(args.overrides))
     url = resolve_storage_url(args.storage)
     emit, progress = _line_printers()
+    executor: Any = None
+    if args.executor == "ray":
+        from search.ray_executor import RayExecutor
+
+        executor = RayExecutor(spec.workers, address=args.address,
+                               gpus_per_trial=args.gpus_per_trial,
+                               cpus_per_trial=args.cpus_per_trial)
+    elif args.address or args.gpus_per_trial:
+        raise SpecError("--address and --gpus-per-trial need --executor ray")
     result = launch(spec, url, emit=emit, progress=progress, progress_every_s=1.0
                     if sys.stdout.isatty() else 15.0, warm_start=args.warm_start,
-                    promote=not args.no_promote, extra_seeds=args.extra_seeds)
+                    promote=not args.no_promote, extra_seeds=args.extra_seeds,
+                    executor=executor)
     emit("")
     print(f"finished in {result.seconds:.1f}s: {result.execution.trials_run} trials run by this "
           "launcher")
@@ -183,6 +210,26 @@ def _print_pareto(study: Any, metrics: Sequence[str]) -> None:
         values = " ".join(f"{m}={v:.4f}" for m, v in zip(metrics, t.values, strict=True))
         print(f"  trial {t.number}: {values}  " + " ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items()))
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from search.cli_tuning import load_study_or_fail
+    from search.launch import SPEC_ATTR
+    from search.worker import run_worker
+    from storage import redact, resolve_storage_url
+
+    url = resolve_storage_url(args.storage)
+    study = load_study_or_fail(url, args.study)
+    spec = study.user_attrs.get(SPEC_ATTR)
+    if spec is None:
+        raise SpecError(f"study {args.study!r} in {redact(url)} was not created by hpsearch "
+                        "launch (it has no spec); launch it first")
+    print(f"joined study {args.study!r} in {redact(url)} as worker {args.index}", flush=True)
+    summary = run_worker(spec, url, worker_index=args.index, threads=args.threads)
+    states = ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary.states.items()))
+    print(f"worker {args.index} ran {summary.trials_run} trials ({states or 'none'})"
+          + (f"; stopped: {summary.stop_reason}" if summary.stop_reason else ""))
+    return 0
 
 
 def _line_printers() -> tuple[Any, Any]:

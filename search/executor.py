@@ -57,6 +57,9 @@ class LocalExecutor:
         self.threads = threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
         self.max_restarts = workers if max_restarts is None else max_restarts
 
+    def describe(self) -> str:
+        return f"{self.workers} local workers"
+
     def run(self, spec_dict: Mapping[str, Any], storage_url: str, *,
             on_tick: Callable[[], None] = lambda: None,
             on_worker_lost: Callable[[int, int], None] = lambda pid, code: None,

@@ -23,10 +23,11 @@ from search.progress import describe_trial, format_progress, read_progress
 from search.promote import PromotionReport, promote_best_trial
 from search.space import baseline_to_optuna_params, representative_params
 from search.spec import StudySpec
-from search.stop_rules import CREATED_AT_ATTR, stop_reason  # noqa: F401
+from search.stop_rules import CREATED_AT_ATTR, stop_reason
 from search.warm_start import check_source, config_to_params, import_trials
 from search.worker import WORKER_ATTR, worker_identity
 from storage import open_optuna_storage, redact, upgrade
+from storage.connections import connection_budget
 
 __all__ = ["SPEC_ATTR", "LaunchResult", "create_or_join", "launch"]
 
@@ -149,7 +150,7 @@ def _join(spec: StudySpec, storage: optuna.storages.BaseStorage,
 def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = log.info,
            progress: Callable[[str], None] | None = None, progress_every_s: float = 15.0,
            warm_start: str | None = None, promote: bool = True,
-           extra_seeds: int = 2) -> LaunchResult:
+           extra_seeds: int = 2, executor: Any = None) -> LaunchResult:
     """Run the study to its budget. ``emit`` gets lasting lines (a finished trial, a
     promotion); ``progress`` gets the status line, which a terminal may redraw in place."""
     progress = progress or emit
@@ -159,7 +160,12 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
     before, after = upgrade(storage_url)  # our tables; idempotent, never touches Optuna's
     if before != after:
         emit(f"hpsearch tables migrated from {before or 'empty'} to {after}")
-    storage = open_optuna_storage(storage_url)
+    ft = spec.fault_tolerance
+    storage = open_optuna_storage(storage_url, heartbeat_interval_s=ft.heartbeat_interval_s,
+                                  grace_period_s=ft.grace_period_s, max_retry=ft.max_retries)
+    executor = executor or LocalExecutor(spec.workers)
+    for line in connection_budget(storage_url, spec.workers):
+        emit(line)
     study, created = create_or_join(spec, storage, storage_url=storage_url,
                                     warm_start=warm_start, emit=emit)
     if warm_start is not None and not created:
@@ -167,7 +173,7 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
                          "exists already (use --study-name for a new round)")
     emit(f"{'created' if created else 'joined'} study {spec.name!r} in {redact(storage_url)} "
          f"({len(spec.baselines) if created else 0} baselines queued; budget {spec.n_trials} "
-         f"trials, {spec.workers} local workers)")
+         f"trials, {executor.describe()})")
     seen: set[int] = {t.number for t in study.get_trials(deepcopy=False)
                       if t.state.is_finished()}
     last_line = [0.0]
@@ -189,12 +195,15 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
                         spec.fault_tolerance.max_retries)
 
     start = time.monotonic()
-    report = LocalExecutor(spec.workers).run(spec.to_dict(), storage_url, on_tick=on_tick,
-                                             on_worker_lost=on_worker_lost)
+    report = executor.run(spec.to_dict(), storage_url, on_tick=on_tick,
+                          on_worker_lost=on_worker_lost)
     for line in report.lost:
-        emit(f"lost {line}; its running trial was marked FAIL")
+        emit(f"lost {line}; its running trial is failed and retried")
     p = read_progress(study, budget=spec.n_trials)
-    if report.errors and p.done < spec.n_trials:
+    stopped = stop_reason(study, spec)
+    if stopped is not None:
+        emit(f"stopped: {stopped}")
+    if report.errors and p.done < spec.n_trials and stopped is None:
         raise WorkerError(report.errors[0])
     promotion = None
     if promote and spec.multi_objective and p.pareto:

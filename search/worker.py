@@ -93,7 +93,9 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
         while True:
             lock.acquire()
             try:
-                optuna.storages.fail_stale_trials(study)  # re-queues a dead worker's trial
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)  # re-queues a dead worker's trial
                 if not budget_left(study, spec.n_trials):
                     if not _others_running(study):
                         break

@@ -67,7 +67,9 @@ def _postgres_required() -> bool:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test, dropped afterwards; its URL."""
+    # Unpooled: a test may restart the server, and teardown needs a live connection then.
     admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
+                                     poolclass=sqlalchemy.pool.NullPool,
                                      connect_args={"connect_timeout": 5})
     name = f"hpsearch_test_{uuid.uuid4().hex[:10]}"
     try:

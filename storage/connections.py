@@ -1,0 +1,48 @@
+"""How many database connections a study will hold, said before it starts.
+
+A worker holds at most two (storage/optuna_storage.py); the launcher holds two more for
+progress and promotion. On PostgreSQL the launcher compares the total with the server's
+``max_connections`` minus the connections already open and, when it would not fit, says how to
+get there: PgBouncer in transaction pooling in front of the server (name its port in the
+storage URL; hpsearch's budget lock is transaction-scoped so it works through it), or fewer
+workers per launcher.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy
+
+from storage.url import parse_url
+
+__all__ = ["CONNECTIONS_PER_LAUNCHER", "CONNECTIONS_PER_WORKER", "connection_budget"]
+
+CONNECTIONS_PER_WORKER = 2
+CONNECTIONS_PER_LAUNCHER = 2
+
+
+def connection_budget(url: str, workers: int) -> list[str]:
+    """Lines for the launcher to print: the connection count, and a warning with the remedy
+    when the server's limit would be exceeded. Empty for SQLite (no connection limit)."""
+    if parse_url(url).get_backend_name() != "postgresql":
+        return []
+    needed = workers * CONNECTIONS_PER_WORKER + CONNECTIONS_PER_LAUNCHER
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            limit = int(conn.execute(sqlalchemy.text("SHOW max_connections")).scalar_one())
+            reserved = int(conn.execute(sqlalchemy.text(
+                "SHOW superuser_reserved_connections")).scalar_one())
+            in_use = int(conn.execute(sqlalchemy.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            )).scalar_one())
+    finally:
+        engine.dispose()
+    free = limit - reserved - in_use
+    lines = [f"{workers} workers will hold up to {needed} database connections "
+             f"({CONNECTIONS_PER_WORKER} per worker + {CONNECTIONS_PER_LAUNCHER} for this "
+             f"launcher); the server allows {limit}, {in_use} in use"]
+    if needed > free:
+        lines.append(f"warning: that is more than the {free} connections left; put PgBouncer "
+                     "(pool_mode = transaction) in front of PostgreSQL and point --storage at "
+                     "its port, or run fewer workers per launcher")
+    return lines
