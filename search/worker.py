@@ -39,6 +39,7 @@ __all__ = ["NODE_ATTR", "WORKER_ATTR", "WorkerSummary", "run_worker", "worker_id
 log = logging.getLogger(__name__)
 
 WORKER_ATTR = "worker"
+_MAX_CONSECUTIVE_OOM = 10
 NODE_ATTR = "node"
 
 
@@ -87,7 +88,7 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
     objective = Objective(spec, on_trial_start=on_trial_start,
                           tuned_lookup=TunedLookup(storage_url, engine=engine))
     finished: list[FrozenTrial] = []
-    consecutive_failures = 0
+    consecutive_failures = consecutive_oom = 0
     stopped: str | None = None
     try:
         while True:
@@ -117,7 +118,14 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
             last = finished[-1] if finished else None
             if last is not None and last.state == TrialState.FAIL \
                     and last.user_attrs.get(FAIL_KIND_ATTR) == "out_of_memory":
+                # The configuration was too big, not the worker broken: go on, unless every
+                # proposal is (then nothing would ever finish).
+                consecutive_oom += 1
                 log.warning("trial %d ran out of memory; the worker goes on", last.number)
+                if consecutive_oom >= _MAX_CONSECUTIVE_OOM:
+                    raise WorkerError(f"worker {worker_index}: {consecutive_oom} trials in a row "
+                                      "ran out of memory; shrink the search space's batch or "
+                                      "image sizes, or give each trial more GPU memory")
             elif last is not None and last.state == TrialState.FAIL:
                 consecutive_failures += 1
                 reason = last.user_attrs.get("fail_reason") or last.system_attrs.get(
@@ -127,7 +135,7 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
                     raise WorkerError(f"worker {worker_index}: {consecutive_failures} trials in a "
                                       f"row failed; last (trial {last.number}): {reason}")
             else:
-                consecutive_failures = 0
+                consecutive_failures = consecutive_oom = 0
     finally:
         lock.close()
     states: dict[str, int] = {}
