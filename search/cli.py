@@ -76,8 +76,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="seeds the winner is re-measured on before promotion (default 2)")
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local worker processes (default) or Ray tasks anywhere in a cluster")
-    p.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: start "
-                                     "a local Ray instance)")
+    p.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT from a cluster "
+                                     "node, ray://HOST:10001 from anywhere else (default: "
+                                     "start a local Ray instance)")
+    p.add_argument("--checkpoint-dir", help="per-trial checkpoints under this directory, which "
+                                            "every worker must see; a retried trial resumes "
+                                            "there (overrides fault_tolerance.checkpoint_dir)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0,
                    help="GPUs each Ray worker reserves; fractional packs trials on one GPU")
     p.add_argument("--cpus-per-trial", type=float, default=1.0,
@@ -152,7 +156,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec).with_overrides(
         name=args.study_name, trials=args.trials, workers=args.workers, epochs=args.epochs,
-        config=_parse_overrides(args.overrides))
+        config=_parse_overrides(args.overrides), checkpoint_dir=args.checkpoint_dir)
     url = resolve_storage_url(args.storage)
     emit, progress = _line_printers()
     executor: Any = None

@@ -228,7 +228,8 @@ class StudySpec:
 
     def with_overrides(self, *, name: str | None = None, trials: int | None = None,
                        workers: int | None = None, epochs: int | None = None,
-                       config: Mapping[str, Any] | None = None) -> StudySpec:
+                       config: Mapping[str, Any] | None = None,
+                       checkpoint_dir: str | None = None) -> StudySpec:
         """Command-line overrides. ``epochs`` shrinks or grows the whole study: the epoch
         budget, patience, the baselines' own epoch settings and the pruner's resources scale
         by the same factor (milestones are fractions and follow by themselves)."""
@@ -241,6 +242,8 @@ class StudySpec:
             raw["budget"]["workers"] = workers
         if config:
             raw["config"].update(config)
+        if checkpoint_dir is not None:
+            raw.setdefault("fault_tolerance", {})["checkpoint_dir"] = checkpoint_dir
         if epochs is not None:
             if epochs < 1:
                 raise SpecError(f"--epochs must be >= 1, got {epochs}")

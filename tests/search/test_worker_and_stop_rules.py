@@ -87,7 +87,7 @@ def test_bad_stop_and_fault_tolerance_settings_are_named(tiny_spec: dict[str, An
     raw = copy.deepcopy(tiny_spec)
     raw.pop("success")
     raw["stop"] = {"at_target": True}
-    with pytest.raises(SpecError, match="stop.at_target: needs success.target"):
+    with pytest.raises(SpecError, match=r"stop\.at_target: needs success\.target"):
         parse_spec(raw, source="spec.yaml")
     raw = copy.deepcopy(tiny_spec)
     raw["fault_tolerance"] = {"heartbeat_interval_s": 10, "grace_period_s": 5}
