@@ -30,7 +30,7 @@ from search.spec import StudySpec
 from search.trainer_registry import get_trainer
 
 __all__ = ["BASELINE_ATTR", "CONFIG_ATTR", "FAIL_KIND_ATTR", "OVERRIDES_ATTR", "RETRY_OF_ATTR",
-           "Objective"]
+           "Objective", "set_user_attrs"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,17 @@ def _free_accelerator_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    """Write several user attributes at once where the storage can (one commit), else one by
+    one: a trial's record costs a few round trips, not one per key."""
+    batch = getattr(trial.study._storage, "set_trial_user_attrs", None)
+    if batch is None:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
+    batch(trial._trial_id, attrs)
 
 
 class Objective:
@@ -101,28 +112,30 @@ class Objective:
         checkpoint_dir = self._checkpoint_dir(trial)
         if checkpoint_dir is not None:
             cfg = cfg.replace(checkpoint_dir=str(checkpoint_dir))
-        trial.set_user_attr(CONFIG_ATTR, cfg.to_dict())
-        trial.set_user_attr("tuned_default_row", resolution.tuned_row_id)
+        set_user_attrs(trial, {CONFIG_ATTR: cfg.to_dict(),
+                               "tuned_default_row": resolution.tuned_row_id,
+                               "code_version": code_version(),
+                               "library_versions": library_versions()})
         for note in resolution.notes:
             log.info("trial %d: %s", trial.number, note)
-        trial.set_user_attr("code_version", code_version())
-        trial.set_user_attr("library_versions", library_versions())
         multi = self.spec.multi_objective
         reporter = TrialReporter(trial, metric=self.spec.report_metric, prune=not multi)
+        record: dict[str, Any] = {}
         try:
             result = self.entry.train(cfg, reporter)
         except Exception as exc:
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:2000])
+            record["fail_reason"] = f"{type(exc).__name__}: {exc}"[:2000]
             if _is_out_of_memory(exc):
-                trial.set_user_attr(FAIL_KIND_ATTR, "out_of_memory")
+                record[FAIL_KIND_ATTR] = "out_of_memory"
                 _free_accelerator_memory()  # the next trial starts from an empty cache
             raise
+        else:
+            record.update(result)
         finally:
-            trial.set_user_attr("lr_schedule", reporter.lr_per_epoch)
+            record["lr_schedule"] = reporter.lr_per_epoch
             if multi:
-                trial.set_user_attr("curve", reporter.curve)
-        for key, value in result.items():
-            trial.set_user_attr(key, value)
+                record["curve"] = reporter.curve
+            set_user_attrs(trial, record)  # one write for everything the run produced
         if checkpoint_dir is not None:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: no retry will need it
         stop_reason = result["stop_reason"]

@@ -1,4 +1,11 @@
-"""The trainers a study spec can name, and how the search side builds their configs."""
+"""The trainers a study spec can name, and how the search side builds their configs.
+
+Built in: ``cifar`` and ``multitask``. Any other name with a dot is imported as a module that
+brings its own trainer under the same contract: ``Config`` (a frozen dataclass), ``train(cfg,
+reporter) -> dict`` and ``preflight(cfg)``, and optionally ``DEFAULT_METRIC`` (default
+``best_val_acc``), ``DEFAULT_REPORT`` (``val_acc``) and ``KEY_FIELDS`` (the config fields that
+pick a tuned-defaults row). Every worker imports it, so it must be installed where they run.
+"""
 
 from __future__ import annotations
 
@@ -68,7 +75,27 @@ def trainer_names() -> list[str]:
 
 
 def get_trainer(name: str) -> TrainerEntry:
-    try:
+    if name in _TRAINERS:
         return _TRAINERS[name]()
-    except KeyError:
-        raise SpecError(f"unknown trainer {name!r}; expected one of {trainer_names()}") from None
+    if "." not in name:
+        raise SpecError(f"unknown trainer {name!r}; expected one of {trainer_names()} or a "
+                        "module path such as mypackage.my_trainer")
+    return _from_module(name)
+
+
+def _from_module(name: str) -> TrainerEntry:
+    import importlib
+
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        raise SpecError(f"trainer module {name!r} cannot be imported ({exc}); install it where "
+                        "the launcher and every worker run") from None
+    missing = [attr for attr in ("Config", "train", "preflight") if not hasattr(module, attr)]
+    if missing:
+        raise SpecError(f"trainer module {name!r} lacks {missing}; a trainer module defines "
+                        "Config, train(cfg, reporter) and preflight(cfg)")
+    return TrainerEntry(name, module.Config, module.train, module.preflight,
+                        getattr(module, "DEFAULT_METRIC", "best_val_acc"),
+                        getattr(module, "DEFAULT_REPORT", "val_acc"),
+                        tuple(getattr(module, "KEY_FIELDS", ("model", "optimizer", "dataset"))))

@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search.budget import budget_left
 from search.defaults import TunedLookup
 from search.errors import WorkerError
-from search.objective import FAIL_KIND_ATTR, Objective
+from search.objective import FAIL_KIND_ATTR, Objective, set_user_attrs
 from search.samplers import build_pruner, build_sampler
 from search.spec import StudySpec, parse_spec
 from search.stop_rules import stop_reason
@@ -81,9 +81,8 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
 
     def on_trial_start(trial: optuna.Trial) -> None:
         lock.release()
-        trial.set_user_attr(WORKER_ATTR, identity)
-        if node is not None:
-            trial.set_user_attr(NODE_ATTR, node)
+        set_user_attrs(trial, {WORKER_ATTR: identity} if node is None
+                       else {WORKER_ATTR: identity, NODE_ATTR: node})
 
     objective = Objective(spec, on_trial_start=on_trial_start,
                           tuned_lookup=TunedLookup(storage_url, engine=engine))
@@ -103,7 +102,7 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
                     # Trials still running elsewhere may belong to a dead worker: stay until
                     # each finishes or goes stale and comes back as a retry to run here.
                     lock.release()
-                    time.sleep(min(5.0, ft.heartbeat_interval_s))
+                    time.sleep(min(1.0, ft.heartbeat_interval_s))
                     continue
                 stopped = stop_reason(study, spec)
                 if stopped is not None:

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 import warnings
 from typing import Any
@@ -25,7 +27,8 @@ from storage.races import retry_schema_race
 from storage.resilient import ResilientStorage
 from storage.url import check_reachable, parse_url, sqlite_path
 
-__all__ = ["HEARTBEAT_GRACE_S", "HEARTBEAT_INTERVAL_S", "open_optuna_storage", "rdb_storage"]
+__all__ = ["HEARTBEAT_GRACE_S", "HEARTBEAT_INTERVAL_S", "application_name",
+           "open_optuna_storage", "rdb_storage"]
 
 HEARTBEAT_INTERVAL_S = 30
 HEARTBEAT_GRACE_S = 120
@@ -47,6 +50,8 @@ def open_optuna_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTER
         engine_kwargs["connect_args"] = {"timeout": _SQLITE_LOCK_TIMEOUT_S}
     else:
         engine_kwargs.update(pool_size=1, max_overflow=1, pool_timeout=120, pool_recycle=3600)
+        if backend == "postgresql":  # pg_stat_activity then says which process holds what
+            engine_kwargs["connect_args"] = {"application_name": application_name()}
     with warnings.catch_warnings():
         # Heartbeat and retry are marked experimental since 2.8; they are what we rely on.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -55,6 +60,11 @@ def open_optuna_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTER
                                  max_retry), what="creating Optuna's tables")
     # mypy cannot see the methods ResilientStorage forwards by generation
     return ResilientStorage(_CachedStorage(rdb), retry_for_s=retry_for_s)  # type: ignore[abstract]
+
+
+def application_name() -> str:
+    """``hpsearch:<host>:<pid>``: the name a process's connections carry on PostgreSQL."""
+    return f"hpsearch:{socket.gethostname()}:{os.getpid()}"[:63]
 
 
 def rdb_storage(storage: ResilientStorage) -> optuna.storages.RDBStorage:

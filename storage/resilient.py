@@ -60,24 +60,50 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         method = getattr(self._inner, name)
+        return self._call_fn(name, lambda: method(*args, **kwargs))
+
+    def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        """Several user attributes of one trial in one transaction (one commit instead of one
+        per key), through Optuna's own write path; other storages get one call per key."""
+        rdb = _rdb_of(self._inner)
+        if rdb is None or not hasattr(rdb, "_set_trial_attr_without_commit"):
+            for key, value in attrs.items():
+                self._call("set_trial_user_attr", trial_id, key, value)
+            return
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        def write() -> None:
+            with _create_scoped_session(rdb.scoped_session, True) as session:
+                for key, value in attrs.items():
+                    rdb._set_trial_attr_without_commit(session, models.TrialUserAttributeModel,
+                                                       trial_id, key, value)
+
+        self._call_fn("set_trial_user_attrs", write)
+
+    def _call_fn(self, name: str, fn: Callable[[], Any]) -> Any:
         deadline = time.monotonic() + self._retry_for_s
         delay = 0.5
-        attempt = 1
         while True:
             try:
-                return method(*args, **kwargs)
+                return fn()
             except Exception as exc:
                 if not is_connection_error(exc) or time.monotonic() + delay > deadline:
                     raise
-                log.warning("storage call %s failed (%s: %s); retrying in %.1f s (attempt %d)",
-                            name, type(exc).__name__, str(exc).splitlines()[0][:200], delay,
-                            attempt)
+                log.warning("storage call %s failed (%s); retrying in %.1f s", name,
+                            type(exc).__name__, delay)
                 self._sleep(delay)
                 delay = min(delay * 2, 10.0)
-                attempt += 1
 
     def __getattr__(self, name: str) -> Any:  # anything not forwarded explicitly
         return getattr(self._inner, name)
+
+
+def _rdb_of(storage: BaseStorage) -> Any:
+    from optuna.storages import RDBStorage
+
+    backend = getattr(storage, "_backend", storage)  # through Optuna's cache layer
+    return backend if isinstance(backend, RDBStorage) else None
 
 
 def _forward(name: str) -> Callable[..., Any]:

@@ -1,0 +1,226 @@
+"""What hpsearch's orchestration costs per trial, against a plain Optuna loop, in one run.
+
+A stub trainer (benchmarks/stub_trainer.py) reports 10 epochs at once, so only orchestration
+is timed. Both sides use TPE + Hyperband, 2 worker processes and a fresh PostgreSQL database:
+
+1. reference: two processes each running ``study.optimize(objective, n_trials=N/2)`` on a plain
+   ``optuna.create_study(storage=URL)``; the objective suggests lr and weight decay, reports
+   every epoch and prunes, as a hand-written loop would;
+2. hpsearch: ``launch`` with the same space, sampler, pruner and trainer, through the local
+   executor (budget lock, heartbeat, stale-trial checks, stop rules, provenance attributes);
+   pg_stat_activity is sampled every 20 ms, grouped by each connection's application_name
+   (``hpsearch:<host>:<pid>``), for the most connections a worker held at once;
+3. at 10,000 trials: the study of step 2 is filled to 10,000 finished trials, then hpsearch
+   runs K more; their per-trial time against step 2's says what the study's size costs.
+
+Per-trial times come from the trials' own timestamps (first start to last completion over the
+number of trials), so worker start-up is left out on both sides.
+
+    python -m benchmarks.orchestration [--trials 200] [--big 10000] [--extra 40]
+        [--admin-url postgresql+psycopg2://postgres@127.0.0.1:5432/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import optuna
+import sqlalchemy
+
+_SPACE = {"lr": (1e-3, 1.0), "weight_decay": (1e-5, 1e-2)}
+_PRUNER = {"name": "hyperband", "min_resource": 1, "max_resource": 10, "reduction_factor": 3}
+
+
+def _spec(name: str, trials: int) -> dict[str, Any]:
+    return {
+        "name": name, "trainer": "benchmarks.stub_trainer",
+        "objective": {"metric": "best_val_acc", "direction": "maximize", "report": "val_acc"},
+        "budget": {"trials": trials, "workers": 2},
+        "space": {k: {"type": "float", "low": lo, "high": hi, "log": True}
+                  for k, (lo, hi) in _SPACE.items()},
+        "sampler": {"name": "tpe", "seed": 0}, "pruner": dict(_PRUNER),
+    }
+
+
+def _reference_worker(url: str, name: str, n_trials: int, seed: int) -> None:
+    from benchmarks.stub_trainer import Config, train
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=10, reduction_factor=3)
+    study = optuna.load_study(study_name=name, storage=url,
+                              sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+
+    class Reporter:
+        def __init__(self, trial: optuna.Trial) -> None:
+            self.trial = trial
+
+        def report(self, epoch: int, metrics: dict[str, float]) -> None:
+            self.trial.report(metrics["val_acc"], step=epoch)
+
+        def should_stop(self) -> bool:
+            return self.trial.should_prune()
+
+    def objective(trial: optuna.Trial) -> float:
+        cfg = Config(**{k: trial.suggest_float(k, lo, hi, log=True)
+                        for k, (lo, hi) in _SPACE.items()})
+        result = train(cfg, Reporter(trial))
+        if result["stop_reason"] == "pruned":
+            raise optuna.TrialPruned()
+        return float(result["best_val_acc"])
+
+    study.optimize(objective, n_trials=n_trials)
+
+
+def per_trial_seconds(url: str, name: str, *, skip: int = 0) -> float:
+    """Seconds per trial from the study's own timestamps (first start to last completion of
+    the trials after the first ``skip``): process start-up and shutdown are left out, so both
+    sides are compared on what each trial costs."""
+    trials = [t for t in optuna.load_study(study_name=name, storage=url).get_trials()
+              if t.state.is_finished() and t.datetime_start and t.datetime_complete][skip:]
+    first = min(t.datetime_start for t in trials if t.datetime_start)
+    last = max(t.datetime_complete for t in trials if t.datetime_complete)
+    return (last - first).total_seconds() / len(trials)
+
+
+def reference_seconds_per_trial(url: str, trials: int) -> float:
+    name = f"reference-{uuid.uuid4().hex[:6]}"
+    optuna.create_study(study_name=name, storage=url, direction="maximize")
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_reference_worker, args=(url, name, trials // 2, i))
+             for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return per_trial_seconds(url, name)
+
+
+class _ConnectionSampler:
+    """Polls pg_stat_activity for the most connections any one hpsearch process held."""
+
+    def __init__(self, admin_url: str, database: str) -> None:
+        self.engine = sqlalchemy.create_engine(admin_url, poolclass=sqlalchemy.pool.NullPool)
+        self.database = database
+        self.most: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _ConnectionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.engine.dispose()
+
+    def _run(self) -> None:
+        query = sqlalchemy.text("SELECT application_name, count(*) FROM pg_stat_activity "
+                                "WHERE datname = :db AND application_name LIKE 'hpsearch:%' "
+                                "GROUP BY application_name")
+        with self.engine.connect() as conn:
+            while not self._stop.is_set():
+                for app, count in conn.execute(query, {"db": self.database}):
+                    self.most[app] = max(self.most[app], int(count))
+                conn.rollback()
+                time.sleep(0.02)
+
+
+def hpsearch_seconds_per_trial(url: str, name: str, trials: int) -> float:
+    from search.launch import launch
+    from search.spec import parse_spec
+
+    spec = parse_spec(_spec(name, trials))
+    result = launch(spec, url, promote=False, emit=lambda line: None)
+    assert result.execution.trials_run == trials, result.execution
+    return per_trial_seconds(url, name)
+
+
+def fill_study(url: str, name: str, total: int) -> float:
+    """Add finished trials (values and 10 intermediate values each) until ``total``."""
+    from benchmarks.stub_trainer import curve_height
+
+    storage = optuna.storages.RDBStorage(url)
+    study = optuna.load_study(study_name=name, storage=storage)
+    rng = random.Random(0)
+    dists = {k: optuna.distributions.FloatDistribution(lo, hi, log=True)
+             for k, (lo, hi) in _SPACE.items()}
+    start = time.perf_counter()
+    missing = total - len(study.trials)
+    for _ in range(missing):
+        params = {k: 10 ** rng.uniform(*(_log(lo), _log(hi))) for k, (lo, hi) in _SPACE.items()}
+        height = curve_height(params["lr"], params["weight_decay"])
+        epochs = 10 if rng.random() < 0.3 else rng.choice((1, 3))
+        values = {e: height * (1 - 2.718281828 ** (-e / 3)) for e in range(1, epochs + 1)}
+        study.add_trial(optuna.create_trial(
+            params=params, distributions=dists, intermediate_values=values,
+            state=optuna.trial.TrialState.COMPLETE if epochs == 10
+            else optuna.trial.TrialState.PRUNED,
+            value=max(values.values()) if epochs == 10 else None))
+    return time.perf_counter() - start
+
+
+def _log(x: float) -> float:
+    import math
+
+    return math.log10(x)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.orchestration",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--big", type=int, default=10_000)
+    parser.add_argument("--extra", type=int, default=40)
+    parser.add_argument("--admin-url",
+                        default="postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args(argv)
+    admin = sqlalchemy.create_engine(args.admin_url, isolation_level="AUTOCOMMIT",
+                                     poolclass=sqlalchemy.pool.NullPool)
+    database = f"hpsearch_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{database}"'))
+    url = admin.url.set(database=database).render_as_string(hide_password=False)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        print(f"PostgreSQL database {database}; TPE + Hyperband, 2 workers, stub trainer "
+              f"(10 epochs)")
+        ref = reference_seconds_per_trial(url, args.trials)
+        print(f"plain optuna loop:         {1000 * ref:7.1f} ms per trial ({args.trials} trials)")
+        with _ConnectionSampler(args.admin_url, database) as sampler:
+            ours = hpsearch_seconds_per_trial(url, "hpsearch-small", args.trials)
+        print(f"hpsearch launch:           {1000 * ours:7.1f} ms per trial  ratio "
+              f"{ours / ref:.2f}x (goal <= 1.1)")
+        launcher = max(sampler.most.values(), default=0)
+        workers = sorted(sampler.most.values())
+        print(f"connections per process:   {workers} (most: {launcher}; goal <= 2 per worker)")
+        filled = fill_study(url, "hpsearch-small", args.big)
+        print(f"filled to {args.big} trials in {filled:.0f} s")
+        from search.launch import launch
+        from search.spec import parse_spec
+
+        spec = parse_spec(_spec("hpsearch-small", args.big + args.extra))
+        result = launch(spec, url, promote=False, emit=lambda line: None)
+        big = per_trial_seconds(url, "hpsearch-small", skip=args.big)
+        print(f"hpsearch at {args.big} trials: {1000 * big:7.1f} ms per trial "
+              f"({result.execution.trials_run} trials; goal < 100 ms), "
+              f"{big / ours:.2f}x the small study")
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                         "WHERE datname = :n"), {"n": database})
+            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{database}"'))
+        admin.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

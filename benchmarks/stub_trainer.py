@@ -1,0 +1,58 @@
+"""A trainer that trains nothing: it reports ``epochs`` values of a smooth learning curve whose
+height depends on lr and weight decay, at once. benchmarks/orchestration.py runs studies on it
+to measure what the orchestration itself costs; it follows the trainer contract exactly
+(``trainer: benchmarks.stub_trainer`` in a spec)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from trainers.reporter import NullReporter, Reporter
+
+__all__ = ["Config", "curve_height", "preflight", "train"]
+
+DEFAULT_METRIC = "best_val_acc"
+DEFAULT_REPORT = "val_acc"
+
+
+@dataclass(frozen=True)
+class Config:
+    model: str = "stub"
+    optimizer: str = "sgd"
+    dataset: str = "none"
+    lr: float = 0.01
+    weight_decay: float = 1e-4
+    epochs: int = 10
+    seed: int = 0
+    checkpoint_dir: str | None = None
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def curve_height(lr: float, weight_decay: float) -> float:
+    """Best near lr 0.05 and weight decay 5e-4, like the round-2 analysis' proposal."""
+    return math.exp(-(math.log10(lr / 0.05) ** 2) - 0.3 * math.log10(weight_decay / 5e-4) ** 2)
+
+
+def preflight(cfg: Config) -> None:
+    return None
+
+
+def train(cfg: Config, reporter: Reporter | None = None) -> dict[str, Any]:
+    reporter = reporter or NullReporter()
+    height = curve_height(cfg.lr, cfg.weight_decay)
+    best = 0.0
+    for epoch in range(1, cfg.epochs + 1):
+        value = height * (1 - math.exp(-epoch / 3))
+        best = max(best, value)
+        reporter.report(epoch, {"val_acc": value})
+        if reporter.should_stop():
+            return {"stop_reason": "pruned", "epochs_run": epoch, "best_val_acc": best}
+    return {"stop_reason": "completed", "epochs_run": cfg.epochs, "best_val_acc": best}
