@@ -10,8 +10,9 @@ is timed. Both sides use TPE + Hyperband, 2 worker processes and a fresh Postgre
    executor (budget lock, heartbeat, stale-trial checks, stop rules, provenance attributes);
    pg_stat_activity is sampled every 20 ms, grouped by each connection's application_name
    (``hpsearch:<host>:<pid>``), for the most connections a worker held at once;
-3. at 10,000 trials: the study of step 2 is filled to 10,000 finished trials, then hpsearch
-   runs K more; their per-trial time against step 2's says what the study's size costs.
+3. at 10,000 trials: both studies are filled to 10,000 finished trials, then each side runs K
+   more; the difference per trial is hpsearch's own overhead at that size (TPE and Hyperband
+   themselves get slower with 10,000 trials on both sides).
 
 Per-trial times come from the trials' own timestamps (first start to last completion over the
 number of trials), so worker start-up is left out on both sides.
@@ -29,6 +30,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
@@ -61,15 +63,17 @@ def _reference_worker(url: str, name: str, n_trials: int, seed: int) -> None:
         def __init__(self, trial: optuna.Trial) -> None:
             self.trial = trial
 
-        def report(self, epoch: int, metrics: dict[str, float]) -> None:
+        def report(self, epoch: int, metrics: Mapping[str, float]) -> None:
             self.trial.report(metrics["val_acc"], step=epoch)
 
         def should_stop(self) -> bool:
             return self.trial.should_prune()
 
     def objective(trial: optuna.Trial) -> float:
-        cfg = Config(**{k: trial.suggest_float(k, lo, hi, log=True)
-                        for k, (lo, hi) in _SPACE.items()})
+        lo, hi = _SPACE["lr"]
+        wd_lo, wd_hi = _SPACE["weight_decay"]
+        cfg = Config(lr=trial.suggest_float("lr", lo, hi, log=True),
+                     weight_decay=trial.suggest_float("weight_decay", wd_lo, wd_hi, log=True))
         result = train(cfg, Reporter(trial))
         if result["stop_reason"] == "pruned":
             raise optuna.TrialPruned()
@@ -89,9 +93,13 @@ def per_trial_seconds(url: str, name: str, *, skip: int = 0) -> float:
     return (last - first).total_seconds() / len(trials)
 
 
-def reference_seconds_per_trial(url: str, trials: int) -> float:
-    name = f"reference-{uuid.uuid4().hex[:6]}"
-    optuna.create_study(study_name=name, storage=url, direction="maximize")
+def reference_seconds_per_trial(url: str, trials: int, name: str | None = None,
+                                skip: int = 0) -> float:
+    """The plain loop on a new study, or (``name``) on an existing one after its first
+    ``skip`` trials."""
+    if name is None:
+        name = f"reference-{uuid.uuid4().hex[:6]}"
+        optuna.create_study(study_name=name, storage=url, direction="maximize")
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_reference_worker, args=(url, name, trials // 2, i))
              for i in range(2)]
@@ -99,7 +107,7 @@ def reference_seconds_per_trial(url: str, trials: int) -> float:
         p.start()
     for p in procs:
         p.join()
-    return per_trial_seconds(url, name)
+    return per_trial_seconds(url, name, skip=skip)
 
 
 class _ConnectionSampler:
@@ -143,15 +151,18 @@ def hpsearch_seconds_per_trial(url: str, name: str, trials: int) -> float:
     return per_trial_seconds(url, name)
 
 
-def fill_study(url: str, name: str, total: int) -> float:
-    """Add finished trials (values and 10 intermediate values each) until ``total``."""
+def fill_study(url: str, name: str, total: int, *, create: bool = False) -> float:
+    """Add finished trials (values and up to 10 intermediate values each) until ``total``."""
     from benchmarks.stub_trainer import curve_height
 
     storage = optuna.storages.RDBStorage(url)
+    if create:
+        optuna.create_study(study_name=name, storage=storage, direction="maximize")
     study = optuna.load_study(study_name=name, storage=storage)
     rng = random.Random(0)
-    dists = {k: optuna.distributions.FloatDistribution(lo, hi, log=True)
-             for k, (lo, hi) in _SPACE.items()}
+    dists: dict[str, optuna.distributions.BaseDistribution] = {
+        k: optuna.distributions.FloatDistribution(lo, hi, log=True)
+        for k, (lo, hi) in _SPACE.items()}
     start = time.perf_counter()
     missing = total - len(study.trials)
     for _ in range(missing):
@@ -203,16 +214,20 @@ def main(argv: list[str] | None = None) -> int:
         workers = sorted(sampler.most.values())
         print(f"connections per process:   {workers} (most: {launcher}; goal <= 2 per worker)")
         filled = fill_study(url, "hpsearch-small", args.big)
-        print(f"filled to {args.big} trials in {filled:.0f} s")
+        fill_study(url, "reference-big", args.big, create=True)
+        print(f"filled both studies to {args.big} trials ({filled:.0f} s each)")
+        ref_big = reference_seconds_per_trial(url, args.extra, name="reference-big",
+                                              skip=args.big)
         from search.launch import launch
         from search.spec import parse_spec
 
         spec = parse_spec(_spec("hpsearch-small", args.big + args.extra))
-        result = launch(spec, url, promote=False, emit=lambda line: None)
+        launch(spec, url, promote=False, emit=lambda line: None)
         big = per_trial_seconds(url, "hpsearch-small", skip=args.big)
-        print(f"hpsearch at {args.big} trials: {1000 * big:7.1f} ms per trial "
-              f"({result.execution.trials_run} trials; goal < 100 ms), "
-              f"{big / ours:.2f}x the small study")
+        print(f"at {args.big} trials: plain optuna {1000 * ref_big:.1f} ms, hpsearch "
+              f"{1000 * big:.1f} ms per trial ({args.extra} trials each): hpsearch's own "
+              f"overhead {1000 * (big - ref_big):.1f} ms per trial (goal < 100 ms), ratio "
+              f"{big / ref_big:.2f}x")
     finally:
         with admin.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 
 from storage import open_optuna_storage, redact
+from storage.optuna_storage import rdb_storage
 
 __all__ = ["LOCAL_HOSTS", "serve"]
 
@@ -24,7 +25,8 @@ def serve(storage_url: str, *, host: str = "127.0.0.1", port: int = 8080,
     """Serve until interrupted."""
     import optuna_dashboard
 
-    storage = open_optuna_storage(storage_url)
+    # The plain RDBStorage: optuna-dashboard checks for it (schema compatibility flags).
+    storage = rdb_storage(open_optuna_storage(storage_url))
     if host not in LOCAL_HOSTS:
         emit(f"warning: optuna-dashboard has no authentication; anyone who can reach "
              f"{host}:{port} can read and edit these studies. Prefer --host 127.0.0.1 with an "

@@ -177,14 +177,20 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
     seen: set[int] = {t.number for t in study.get_trials(deepcopy=False)
                       if t.state.is_finished()}
     last_line = [0.0]
+    last_read = [0.0]
 
-    def on_tick() -> None:
+    def on_tick(force: bool = False) -> None:
+        # Reading progress walks every trial: at most every 2 s, so a big study's launcher
+        # does not take CPU from the workers beside it.
+        now = time.monotonic()
+        if now - last_read[0] < 2.0 and not force:
+            return
+        last_read[0] = now
         p = read_progress(study, budget=spec.n_trials, workers=spec.workers)
         new = [t for t in p.finished if t.number not in seen]
         for t in sorted(new, key=lambda t: t.number):
             seen.add(t.number)
             emit(describe_trial(t, spec.metric_label()))
-        now = time.monotonic()
         if new or now - last_line[0] >= progress_every_s:
             last_line[0] = now
             progress(format_progress(p))
@@ -197,6 +203,7 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
     start = time.monotonic()
     report = executor.run(spec.to_dict(), storage_url, on_tick=on_tick,
                           on_worker_lost=on_worker_lost)
+    on_tick(force=True)  # the last finished trials
     for line in report.lost:
         emit(f"lost {line}; its running trial is failed and retried")
     p = read_progress(study, budget=spec.n_trials)
