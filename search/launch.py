@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -226,7 +227,9 @@ def _fail_trials_of(study: optuna.Study, identity: str, reason: str, max_retries
     """Fail the RUNNING trials of a worker that died, now rather than after the heartbeat's
     grace period, and re-queue each with the same parameters (as the heartbeat would)."""
     storage = study._storage  # the public Study API cannot fail another process's trial
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retries)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retries)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if t.user_attrs.get(WORKER_ATTR) == identity:
             storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)

@@ -70,7 +70,7 @@ def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
 
 class Objective:
     def __init__(self, spec: StudySpec, *,
-                 on_trial_start: Callable[[optuna.Trial], None] | None = None,
+                 on_trial_start: Callable[[optuna.Trial], dict[str, Any] | None] | None = None,
                  tuned_lookup: TunedLookup | None = None) -> None:
         self.spec = spec
         self.entry = get_trainer(spec.trainer)
@@ -103,8 +103,11 @@ class Objective:
         return Path(root).expanduser() / self.spec.name / f"trial-{first}"
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        start_attrs: dict[str, Any] = {}
         if self._on_trial_start is not None:
-            self._on_trial_start(trial)  # the trial exists: other workers may create theirs
+            # The trial exists: other workers may create theirs. The hook's attributes (who
+            # runs the trial) are written with the trial's own, in one batch.
+            start_attrs.update(self._on_trial_start(trial) or {})
         params = suggest(trial, self.spec.space)
         overrides = dict(trial.user_attrs.get(OVERRIDES_ATTR, {}))
         resolution = self.resolve(params, overrides)
@@ -112,10 +115,11 @@ class Objective:
         checkpoint_dir = self._checkpoint_dir(trial)
         if checkpoint_dir is not None:
             cfg = cfg.replace(checkpoint_dir=str(checkpoint_dir))
-        set_user_attrs(trial, {CONFIG_ATTR: cfg.to_dict(),
-                               "tuned_default_row": resolution.tuned_row_id,
-                               "code_version": code_version(),
-                               "library_versions": library_versions()})
+        start_attrs.update({CONFIG_ATTR: cfg.to_dict(), "code_version": code_version(),
+                            "library_versions": library_versions()})
+        if resolution.tuned_row_id is not None:
+            start_attrs["tuned_default_row"] = resolution.tuned_row_id
+        set_user_attrs(trial, start_attrs)
         for note in resolution.notes:
             log.info("trial %d: %s", trial.number, note)
         multi = self.spec.multi_objective

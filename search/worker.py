@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search.budget import budget_left
 from search.defaults import TunedLookup
 from search.errors import WorkerError
-from search.objective import FAIL_KIND_ATTR, Objective, set_user_attrs
+from search.objective import FAIL_KIND_ATTR, Objective
 from search.samplers import build_pruner, build_sampler
 from search.spec import StudySpec, parse_spec
 from search.stop_rules import stop_reason
@@ -79,10 +79,10 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
     lock = StudyLock(storage_url, spec.name, engine=engine)
     identity = worker_identity()
 
-    def on_trial_start(trial: optuna.Trial) -> None:
+    def on_trial_start(trial: optuna.Trial) -> dict[str, Any]:
         lock.release()
-        set_user_attrs(trial, {WORKER_ATTR: identity} if node is None
-                       else {WORKER_ATTR: identity, NODE_ATTR: node})
+        return {WORKER_ATTR: identity} if node is None else {WORKER_ATTR: identity,
+                                                             NODE_ATTR: node}
 
     objective = Objective(spec, on_trial_start=on_trial_start,
                           tuned_lookup=TunedLookup(storage_url, engine=engine))
