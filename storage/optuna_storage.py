@@ -1,7 +1,7 @@
 """Optuna's RDBStorage, set up for several workers sharing one database.
 
 - PostgreSQL/MySQL: ``pool_pre_ping`` (a restarted server costs a reconnect, not a crash) and a
-  pool of one connection plus one overflow. A worker's budget lock and tuned-defaults lookups
+  pool of two connections, no overflow. A worker's budget lock and tuned-defaults lookups
   draw from this same pool, so a worker never holds more than two connections. Calls that
   fail because the connection broke are retried (storage/resilient.py): a database restart
   stalls workers, it does not stop them.
@@ -49,7 +49,9 @@ def open_optuna_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTER
             _enable_wal(path)
         engine_kwargs["connect_args"] = {"timeout": _SQLITE_LOCK_TIMEOUT_S}
     else:
-        engine_kwargs.update(pool_size=1, max_overflow=1, pool_timeout=120, pool_recycle=3600)
+        # Two pooled connections, kept open: an overflow connection would be closed after each
+        # use and reopened (a new connection per trial, 3 ms each, measured).
+        engine_kwargs.update(pool_size=2, max_overflow=0, pool_timeout=120, pool_recycle=3600)
         if backend == "postgresql":  # pg_stat_activity then says which process holds what
             engine_kwargs["connect_args"] = {"application_name": application_name()}
     with warnings.catch_warnings():

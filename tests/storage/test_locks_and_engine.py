@@ -47,7 +47,7 @@ def test_sqlite_storage_uses_wal_and_heartbeats(tmp_path: Path) -> None:
 def test_postgres_storage_holds_at_most_two_connections_and_pre_pings(pg_url: str) -> None:
     storage = open_optuna_storage(pg_url)
     pool = rdb_storage(storage).engine.pool
-    assert pool.size() == 1 and pool._max_overflow == 1  # shared with the lock: <= 2
+    assert pool.size() == 2 and pool._max_overflow == 0  # shared with the lock: <= 2
     assert pool._pre_ping
     assert storage.get_heartbeat_interval() == 30
 
