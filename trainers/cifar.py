@@ -55,7 +55,7 @@ from trainers.runtime import (
     pick_device,
 )
 from trainers.schedules import SCHEDULES, LRSchedule
-from trainers.training_config import TrainingConfigMixin
+from trainers.training_config import OptimizerSettings, ScheduleOptions, TrainingConfigMixin
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "CifarConfig", "StopReason", "preflight", "train"]
 
@@ -72,7 +72,7 @@ class StopReason:
 
 
 @dataclass(frozen=True)
-class CifarConfig(TrainingConfigMixin):
+class CifarConfig(TrainingConfigMixin, ScheduleOptions, OptimizerSettings):
     """Everything one CIFAR training run depends on; units in the names where they matter."""
 
     # model
@@ -90,34 +90,18 @@ class CifarConfig(TrainingConfigMixin):
     train_limit: int | None = None  # use a seeded subset of N training images (quick runs)
     cache_dir: str = "~/.cache/hpsearch/data"
     augment: bool = True
-    # optimizer: None takes the optimizer-settings document's value for `optimizer`
+    # optimizer; its settings (lr, weight_decay, ... in OptimizerSettings) left None take
+    # the optimizer-settings document's values for `optimizer`
     optimizer: str = "sgd"
-    lr: float | None = None
-    weight_decay: float | None = None
-    momentum: float | None = None
-    beta1: float | None = None
-    beta2: float | None = None
-    eps: float | None = None
-    alpha: float | None = None
-    rho: float | None = None
-    lr_decay: float | None = None
     batch_size: int = 96
     eval_batch_size: int = 1024
     label_smoothing: float = 0.0
     clip_grad_norm: float | None = None
-    # schedule (trainers/schedules.py); milestones in epochs
+    # schedule (trainers/schedules.py; other options in ScheduleOptions); milestones in epochs
     epochs: int = 250
     schedule: str = "multistep"
     milestones: tuple[int, ...] = (60, 120, 160)
     gamma: float = 0.2
-    step_size: int = 30
-    exp_per_step: bool = False
-    warmup_epochs: int = 0
-    min_lr: float = 0.0
-    plateau_patience: int | None = None
-    plateau_factor: float = 0.1
-    plateau_cooldown: int = 0
-    pct_start: float = 0.3
     # early stopping on validation accuracy
     patience: int = 35
     min_delta: float = 0.0005

@@ -57,7 +57,7 @@ from trainers.reporter import NullReporter, Reporter
 from trainers.runtime import amp_dtype, autocast, config_parser, parse_args_into, pick_device
 from trainers.schedules import LRSchedule
 from trainers.seg_metrics import ConfusionMatrix
-from trainers.training_config import TrainingConfigMixin
+from trainers.training_config import OptimizerSettings, ScheduleOptions, TrainingConfigMixin
 
 __all__ = ["MODEL_LR", "MultitaskConfig", "preflight", "train"]
 
@@ -90,7 +90,7 @@ class StopReason:
 
 
 @dataclass(frozen=True)
-class MultitaskConfig(TrainingConfigMixin):
+class MultitaskConfig(TrainingConfigMixin, ScheduleOptions, OptimizerSettings):
     """One multi-task training run; units in the names where they matter."""
 
     # model
@@ -116,17 +116,9 @@ class MultitaskConfig(TrainingConfigMixin):
     augment: bool = True
     loader_workers: int | None = None  # None: half the CPUs on CUDA, 0 (main process) on CPU
     preload: str = "auto"  # decode a set into memory once: "auto" (below 2 GiB), "yes", "no"
-    # optimizer: None takes the model's LR table and the optimizer document's settings
+    # optimizer; its settings (OptimizerSettings) left None take the model's LR table and
+    # the optimizer document's settings
     optimizer: str = "adam"
-    lr: float | None = None
-    weight_decay: float | None = None
-    momentum: float | None = None
-    beta1: float | None = None
-    beta2: float | None = None
-    eps: float | None = None
-    alpha: float | None = None
-    rho: float | None = None
-    lr_decay: float | None = None
     # multiplies lr (explicit or default): one search range that suits every optimizer, whose
     # defaults span 0.001 (Adam) to 1.0 (Adadelta)
     lr_scale: float = 1.0
@@ -134,20 +126,12 @@ class MultitaskConfig(TrainingConfigMixin):
     batch_size: int = 8
     eval_batch_size: int = 32
     clip_grad_norm: float | None = None
-    # schedule (trainers/schedules.py); milestones in epochs
+    # schedule (trainers/schedules.py; other options in ScheduleOptions); milestones in epochs
     epochs: int = 5
     steps_per_epoch: int | None = None
     schedule: str = "constant"
     milestones: tuple[int, ...] = ()
     gamma: float = 0.1
-    step_size: int = 30
-    exp_per_step: bool = False
-    warmup_epochs: int = 0
-    min_lr: float = 0.0
-    plateau_patience: int | None = None
-    plateau_factor: float = 0.1
-    plateau_cooldown: int = 0
-    pct_start: float = 0.3
     # selection: score = (1 - score_seg_weight) * val_acc + score_seg_weight * val_miou
     score_seg_weight: float = 0.5
     patience: int = 10

@@ -1,21 +1,53 @@
-"""Behaviour shared by the trainers' frozen config dataclasses: optimizer settings with the
-document's defaults, the LR schedule, validation of those fields, ``replace`` that names unknown
-keys, and a plain-dict form. Each config declares its own fields (with its own defaults); this
-mixin only relies on the names below."""
+"""What the trainers' frozen config dataclasses share: the optimizer settings a config may leave
+unset (``OptimizerSettings``), the schedule options whose defaults do not differ between
+trainers (``ScheduleOptions``), and behaviour (``TrainingConfigMixin``): optimizer settings with
+the document's defaults, the LR schedule, validation, ``replace`` that names unknown keys, and a
+plain-dict form. Fields whose defaults differ per trainer (optimizer, epochs, schedule,
+milestones, gamma, patience...) are declared by each config."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from trainers.optim import OPTIMIZERS, optimizer_settings
 from trainers.runtime import OPTIMIZER_FIELDS, validate_optimizer_fields
 from trainers.schedules import ScheduleSpec
 
-__all__ = ["TrainingConfigMixin"]
+__all__ = ["OptimizerSettings", "ScheduleOptions", "TrainingConfigMixin"]
 
 _C = TypeVar("_C", bound="TrainingConfigMixin")
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """None takes the optimizer's default (the optimizer-settings document, or the trainer's)."""
+
+    lr: float | None = None
+    weight_decay: float | None = None
+    momentum: float | None = None
+    beta1: float | None = None
+    beta2: float | None = None
+    eps: float | None = None
+    alpha: float | None = None
+    rho: float | None = None
+    lr_decay: float | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+    """trainers/schedules.py's options beyond the schedule's name, milestones and gamma."""
+
+    step_size: int = 30
+    exp_per_step: bool = False
+    warmup_epochs: int = 0
+    min_lr: float = 0.0
+    plateau_patience: int | None = None
+    plateau_factor: float = 0.1
+    plateau_cooldown: int = 0
+    pct_start: float = 0.3
 
 
 class TrainingConfigMixin:
