@@ -24,6 +24,7 @@ number of trials), so worker start-up is left out on both sides.
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing as mp
 import random
 import statistics
@@ -169,22 +170,17 @@ def fill_study(url: str, name: str, total: int, *, create: bool = False) -> floa
     start = time.perf_counter()
     missing = total - len(study.trials)
     for _ in range(missing):
-        params = {k: 10 ** rng.uniform(*(_log(lo), _log(hi))) for k, (lo, hi) in _SPACE.items()}
+        params = {k: 10 ** rng.uniform(math.log10(lo), math.log10(hi))
+                  for k, (lo, hi) in _SPACE.items()}
         height = curve_height(params["lr"], params["weight_decay"])
         epochs = 10 if rng.random() < 0.3 else rng.choice((1, 3))
-        values = {e: height * (1 - 2.718281828 ** (-e / 3)) for e in range(1, epochs + 1)}
+        values = {e: height * (1 - math.exp(-e / 3)) for e in range(1, epochs + 1)}
         study.add_trial(optuna.create_trial(
             params=params, distributions=dists, intermediate_values=values,
             state=optuna.trial.TrialState.COMPLETE if epochs == 10
             else optuna.trial.TrialState.PRUNED,
             value=max(values.values()) if epochs == 10 else None))
     return time.perf_counter() - start
-
-
-def _log(x: float) -> float:
-    import math
-
-    return math.log10(x)
 
 
 def main(argv: list[str] | None = None) -> int:

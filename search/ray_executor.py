@@ -67,6 +67,7 @@ class RayExecutor:
         self.cpus = cpus_per_trial
         self.max_retries = max_retries
         self.max_restarts = workers if max_restarts is None else max_restarts
+        self._started_here = False  # this executor called ray.init, so it shuts Ray down
 
     def describe(self) -> str:
         where = f"Ray cluster at {self.address}" if self.address else "a local Ray instance"
@@ -130,8 +131,6 @@ class RayExecutor:
         on_tick()
         log.info("Ray workers ran on %d node(s)", len(nodes))
         return ExecutionReport(tuple(errors), tuple(lost), trials_run)
-
-    _started_here = False
 
     def _init(self, ray: Any) -> None:
         if not ray.is_initialized():

@@ -47,10 +47,12 @@ from trainers.early_stopping import EarlyStopping
 from trainers.optim import OPTIMIZERS, build_optimizer
 from trainers.reporter import NullReporter, Reporter
 from trainers.resnet import resnet18_cifar
+from trainers.run_outcome import StopReason, epoch_verdict, summarize
 from trainers.runtime import (
     amp_dtype,
     autocast,
     config_parser,
+    divergence_check_every,
     parse_args_into,
     pick_device,
 )
@@ -61,14 +63,8 @@ __all__ = ["OPTIMIZERS", "SCHEDULES", "CifarConfig", "StopReason", "preflight", 
 
 log = logging.getLogger(__name__)
 
-_CUDA_DIVERGENCE_CHECK_EVERY = 50  # steps; every step on CPU, where the check costs nothing
 
 
-class StopReason:
-    COMPLETED = "completed"  # ran the whole epoch budget
-    EARLY_STOPPED = "early_stopped"  # patience ran out on validation accuracy
-    PRUNED = "pruned"  # the reporter asked to stop
-    DIVERGED = "diverged"  # non-finite loss
 
 
 @dataclass(frozen=True)
@@ -239,26 +235,14 @@ def train(cfg: CifarConfig, reporter: Reporter | None = None) -> dict[str, float
             _checkpoint(cfg, epoch, model, optimizer, schedule, stopper, gens, best, last,
                         best_weights)
         reporter.report(epoch, last)
-        if reporter.should_stop():
-            stop_reason = StopReason.PRUNED
-            break
-        if stop_early:
-            stop_reason = StopReason.EARLY_STOPPED
+        verdict = epoch_verdict(reporter, stop_early=stop_early)
+        if verdict is not None:
+            stop_reason = verdict
             break
 
-    result: dict[str, float | int | str] = {
-        "stop_reason": stop_reason,
-        "resumed_from_epoch": first_epoch - 1,  # 0: started fresh
-        "epochs_run": epoch if stop_reason != StopReason.DIVERGED else epoch - 1,
-        "best_epoch": int(best.get("epoch", 0)),
-        "best_val_acc": best.get("val_acc", 0.0),
-    }
-    if stop_reason == StopReason.DIVERGED:
-        result["diverged_epoch"] = epoch
-    for key in ("train_acc", "train_loss", "val_loss", "train_val_gap"):
-        if key in best:
-            result[f"best_{key}"] = best[key]
-    result.update({f"last_{k}": v for k, v in last.items()})
+    result = summarize(stop_reason, epoch=epoch, first_epoch=first_epoch, best=best, last=last,
+                       selection=("val_acc",),
+                       best_keys=("train_acc", "train_loss", "val_loss", "train_val_gap"))
     if test_set is not None and best_weights is not None:
         model.load_state_dict(best_weights)
         test_loss, test_acc = _evaluate(model, _to_device(test_set.images, home),
@@ -345,7 +329,7 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: L
     ``x``/``y`` live on ``device`` or in host memory; batches are indexed where they live and
     moved (a no-op when already there)."""
     model.train()
-    check_every = 1 if device.type == "cpu" else _CUDA_DIVERGENCE_CHECK_EVERY
+    check_every = divergence_check_every(device)
     order = torch.randperm(len(y), generator=gens["shuffle"]).to(x.device)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)

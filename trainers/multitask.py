@@ -54,12 +54,20 @@ from trainers.multitask_data import (
 from trainers.multitask_models import MODELS, build_multitask_model
 from trainers.optim import build_optimizer
 from trainers.reporter import NullReporter, Reporter
-from trainers.runtime import amp_dtype, autocast, config_parser, parse_args_into, pick_device
+from trainers.run_outcome import StopReason, epoch_verdict, summarize
+from trainers.runtime import (
+    amp_dtype,
+    autocast,
+    config_parser,
+    divergence_check_every,
+    parse_args_into,
+    pick_device,
+)
 from trainers.schedules import LRSchedule
 from trainers.seg_metrics import ConfusionMatrix
 from trainers.training_config import OptimizerSettings, ScheduleOptions, TrainingConfigMixin
 
-__all__ = ["MODEL_LR", "MultitaskConfig", "preflight", "train"]
+__all__ = ["MODEL_LR", "MultitaskConfig", "StopReason", "preflight", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +85,10 @@ _SYNTHETIC_CLS = "synthetic"
 _SYNTHETIC_SEG = ("synthetic-coco", "synthetic-voc")
 _IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 _IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-_CUDA_DIVERGENCE_CHECK_EVERY = 50
 _RESUME_IGNORES = ("checkpoint_dir", "checkpoint_every", "epochs", "device", "patience",
                    "loader_workers", "preload", "cache_dir")
 
 
-class StopReason:
-    COMPLETED = "completed"
-    EARLY_STOPPED = "early_stopped"
-    PRUNED = "pruned"
-    DIVERGED = "diverged"
 
 
 @dataclass(frozen=True)
@@ -293,30 +295,15 @@ def train(cfg: MultitaskConfig, reporter: Reporter | None = None
                      optimizer=optimizer, schedule=schedule, stopper=stopper, gens=gens,
                      extra={"best": best, "last": last})
         reporter.report(epoch, last)
-        if reporter.should_stop():
-            stop_reason = StopReason.PRUNED
-            break
-        if stop_early:
-            stop_reason = StopReason.EARLY_STOPPED
+        verdict = epoch_verdict(reporter, stop_early=stop_early)
+        if verdict is not None:
+            stop_reason = verdict
             break
 
-    result: dict[str, float | int | str] = {
-        "stop_reason": stop_reason,
-        "resumed_from_epoch": first_epoch - 1,  # 0: started fresh
-        "epochs_run": epoch if stop_reason != StopReason.DIVERGED else epoch - 1,
-        "best_epoch": int(best.get("epoch", 0)),
-        "best_score": best.get("score", 0.0),
-        "best_val_acc": best.get("val_acc", 0.0),
-        "best_val_miou": best.get("val_miou", 0.0),
-    }
-    if stop_reason == StopReason.DIVERGED:
-        result["diverged_epoch"] = epoch
-    for key in ("val_pixel_acc", "val_top5_acc", "val_cls_loss", "val_seg_loss",
-                "train_cls_loss", "train_seg_loss"):
-        if key in best:
-            result[f"best_{key}"] = best[key]
-    result.update({f"last_{k}": v for k, v in last.items()})
-    return result
+    return summarize(stop_reason, epoch=epoch, first_epoch=first_epoch, best=best, last=last,
+                     selection=("score", "val_acc", "val_miou"),
+                     best_keys=("val_pixel_acc", "val_top5_acc", "val_cls_loss", "val_seg_loss",
+                                "train_cls_loss", "train_seg_loss"))
 
 
 class _Run:
@@ -347,7 +334,7 @@ class _Run:
         """One epoch of paired steps; None when a loss stopped being finite."""
         cfg, device = self.cfg, self.device
         self.model.train()
-        check_every = 1 if device.type == "cpu" else _CUDA_DIVERGENCE_CHECK_EVERY
+        check_every = divergence_check_every(device)
         sums = torch.zeros(4, device=device)  # cls loss, seg loss, cls correct, grad norm
         max_norm = cfg.clip_grad_norm if cfg.clip_grad_norm is not None else math.inf
         mtadam = cfg.optimizer == "mtadamv2"

@@ -12,13 +12,19 @@ from typing import Any
 
 import torch
 
-__all__ = ["OPTIMIZER_FIELDS", "amp_dtype", "autocast", "config_parser", "parse_args_into",
-           "parse_bool",
-           "pick_device", "restore_rng", "rng_state", "validate_optimizer_fields"]
+__all__ = ["OPTIMIZER_FIELDS", "amp_dtype", "autocast", "config_parser", "divergence_check_every",
+           "parse_args_into", "parse_bool", "pick_device", "restore_rng", "rng_state",
+           "validate_optimizer_fields"]
 
 # The per-optimizer settings a config may leave unset (None: the optimizer's document default).
 OPTIMIZER_FIELDS = ("lr", "weight_decay", "momentum", "beta1", "beta2", "eps", "alpha", "rho",
                     "lr_decay")
+
+
+def divergence_check_every(device: torch.device) -> int:
+    """Steps between checks for a non-finite loss: every step on CPU, where the check costs
+    nothing; every 50 on CUDA, where reading the loss back stalls the GPU queue."""
+    return 1 if device.type == "cpu" else 50
 
 
 def pick_device(name: str) -> torch.device:
