@@ -10,6 +10,7 @@ the last slot.
 from __future__ import annotations
 
 from collections import Counter
+from typing import cast
 
 import optuna
 from optuna.trial import TrialState
@@ -20,7 +21,12 @@ __all__ = ["budget_left", "count_states"]
 
 
 def count_states(study: optuna.Study) -> Counter[TrialState]:
-    """Trial counts by state; trials imported by a warm start are history, not budget."""
+    """Trial counts by state; trials imported by a warm start are history, not budget. Counted
+    by the database where the storage can (one statement), else from the study's trials."""
+    count = getattr(study._storage, "count_trials_by_state", None)
+    counts = count(study._study_id, without_user_attr=IMPORTED_ATTR) if count else None
+    if counts is not None:
+        return cast(Counter[TrialState], counts)
     return Counter(t.state for t in study.get_trials(deepcopy=False)
                    if IMPORTED_ATTR not in t.user_attrs)
 
