@@ -59,6 +59,16 @@ def _others_running(study: optuna.Study) -> bool:
     return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
+def _budget_left_after_stale(study: optuna.Study, n_trials: int) -> bool:
+    """Fail trials whose worker died (their heartbeat went stale) and re-queue them, then look
+    at the budget again: a dead worker's RUNNING trial may be what holds the last slot. (With
+    budget left this is not needed here: ``study.optimize`` does the same before each trial.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    return budget_left(study, n_trials)
+
+
 def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: int = 0,
                threads: int | None = None, max_consecutive_failures: int = 3,
                node: str | None = None) -> WorkerSummary:
@@ -79,8 +89,12 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
     lock = StudyLock(storage_url, spec.name, engine=engine)
     identity = worker_identity()
 
+    # The trial exists (RUNNING) the moment the storage creates or dequeues it: the budget
+    # lock is released there, before Optuna reads the trial back and starts its heartbeat.
+    storage.on_trial_taken = lambda _trial_id: lock.release()
+
     def on_trial_start(trial: optuna.Trial) -> dict[str, Any]:
-        lock.release()
+        lock.release()  # already released by the storage; kept for any other storage
         return {WORKER_ATTR: identity} if node is None else {WORKER_ATTR: identity,
                                                              NODE_ATTR: node}
 
@@ -93,10 +107,8 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
         while True:
             lock.acquire()
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    optuna.storages.fail_stale_trials(study)  # re-queues a dead worker's trial
-                if not budget_left(study, spec.n_trials):
+                if not budget_left(study, spec.n_trials) and not _budget_left_after_stale(
+                        study, spec.n_trials):
                     if not _others_running(study):
                         break
                     # Trials still running elsewhere may belong to a dead worker: stay until

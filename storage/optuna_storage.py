@@ -1,7 +1,8 @@
 """Optuna's RDBStorage, set up for several workers sharing one database.
 
-- PostgreSQL/MySQL: ``pool_pre_ping`` (a restarted server costs a reconnect, not a crash) and a
-  pool of two connections, no overflow. A worker's budget lock and tuned-defaults lookups
+- PostgreSQL/MySQL: a connection idle for a second or more is pinged before use
+  (storage/idle_ping.py: a restarted server costs a reconnect, not a crash) and a pool of two
+  connections, no overflow. A worker's budget lock and tuned-defaults lookups
   draw from this same pool, so a worker never holds more than two connections. Calls that
   fail because the connection broke are retried (storage/resilient.py): a database restart
   stalls workers, it does not stop them.
@@ -23,6 +24,9 @@ from typing import Any
 import optuna
 from optuna.storages._cached_storage import _CachedStorage
 
+from storage.errors import StorageError
+from storage.idle_ping import ping_after_idle
+from storage.own_trials import OwnTrialsStorage
 from storage.races import retry_schema_race
 from storage.resilient import ResilientStorage
 from storage.url import check_reachable, parse_url, sqlite_path
@@ -37,17 +41,19 @@ _SQLITE_LOCK_TIMEOUT_S = 60
 
 def open_optuna_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
                         grace_period_s: int = HEARTBEAT_GRACE_S, max_retry: int = 3,
-                        retry_for_s: float = 300.0) -> ResilientStorage:
+                        retry_for_s: float = 300.0) -> OwnTrialsStorage:
     """Optuna's storage for ``url``: RDBStorage behind Optuna's cache, behind the retrying
-    wrapper. ``rdb_storage(storage)`` gives the RDBStorage (its engine, for tests)."""
+    wrapper, which serves this process's own running trials from memory
+    (storage/own_trials.py). ``rdb_storage(storage)`` gives the RDBStorage (its engine)."""
     check_reachable(url)
     backend = parse_url(url).get_backend_name()
-    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    engine_kwargs: dict[str, Any] = {}
     if backend == "sqlite":
         path = sqlite_path(url)
         if path is not None:
             _enable_wal(path)
         engine_kwargs["connect_args"] = {"timeout": _SQLITE_LOCK_TIMEOUT_S}
+        engine_kwargs["pool_pre_ping"] = True  # in-process: a ping costs nothing
     else:
         # Two pooled connections, kept open: an overflow connection would be closed after each
         # use and reopened (a new connection per trial, 3 ms each, measured).
@@ -60,8 +66,10 @@ def open_optuna_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTER
         rdb = retry_schema_race(
             lambda: _rdb_storage(url, engine_kwargs, heartbeat_interval_s, grace_period_s,
                                  max_retry), what="creating Optuna's tables")
+    if backend != "sqlite":
+        ping_after_idle(rdb.engine)
     # mypy cannot see the methods ResilientStorage forwards by generation
-    return ResilientStorage(_CachedStorage(rdb), retry_for_s=retry_for_s)  # type: ignore[abstract]
+    return OwnTrialsStorage(_CachedStorage(rdb), retry_for_s=retry_for_s)  # type: ignore[abstract]
 
 
 def application_name() -> str:
@@ -78,14 +86,34 @@ def rdb_storage(storage: ResilientStorage) -> optuna.storages.RDBStorage:
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], heartbeat_interval_s: int,
                  grace_period_s: int, max_retry: int) -> optuna.storages.RDBStorage:
-    return optuna.storages.RDBStorage(
+    rdb = optuna.storages.RDBStorage(
         url,
         engine_kwargs=engine_kwargs,
+        skip_compatibility_check=True,  # done below, one connection at a time
         heartbeat_interval=heartbeat_interval_s,
         grace_period=grace_period_s,
         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
             max_retry=max_retry, inherit_intermediate_values=False),
     )
+    _check_schema(rdb)
+    return rdb
+
+
+def _check_schema(rdb: optuna.storages.RDBStorage) -> None:
+    """Optuna's schema-compatibility check without its nested connection: Optuna's own check
+    keeps a transaction open on one connection while it opens a second for Alembic's revision.
+    Behind PgBouncer with a small pool, workers starting while another holds the budget lock
+    (one connection, waiting for a second) then each held one server connection and waited
+    for another: a deadlock, seen in the PgBouncer test."""
+    current, head = rdb.get_current_version(), rdb.get_head_version()
+    if current == head:
+        return
+    if current in rdb.get_all_versions():
+        raise StorageError(f"the Optuna tables are at schema revision {current!r}, older than "
+                           f"this Optuna {optuna.__version__} needs ({head!r}): run optuna "
+                           "storage upgrade --storage URL")
+    raise StorageError(f"the Optuna tables are at schema revision {current!r}, unknown to this "
+                       f"Optuna {optuna.__version__} (newer?): pip install -U optuna")
 
 
 def _enable_wal(path: Any) -> None:

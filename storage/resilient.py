@@ -3,8 +3,9 @@ failover, a dropped network path): every call that fails because the connection 
 retried with backoff until ``retry_for_s`` has passed, so no worker exits.
 
 Optuna's RDBStorage turns a broken connection into ``StorageInternalError`` (the statement was
-rolled back); ``pool_pre_ping`` then gives the retry a fresh connection. Errors that say
-something about the data (a duplicate study, a finished trial, a missing key) are not retried.
+rolled back) and SQLAlchemy discards the pool's connections, so the retry gets a fresh one.
+Errors that say something about the data (a duplicate study, a finished trial, a missing key)
+are not retried.
 The storage keeps Optuna's heartbeat interface, so heartbeats, stale-trial detection and the
 retry of stale trials work through it; it wraps Optuna's caching layer like ``get_storage``.
 
@@ -15,14 +16,17 @@ except ``create_new_trial``, where the budget lock bounds the damage to one extr
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy.exc
 from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.trial import TrialState
 
 __all__ = ["ResilientStorage", "is_connection_error"]
 
@@ -63,23 +67,31 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
         return self._call_fn(name, lambda: method(*args, **kwargs))
 
     def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
-        """Several user attributes of one trial in one transaction (one commit instead of one
-        per key), through Optuna's own write path; other storages get one call per key."""
+        """Several user attributes of one trial in one transaction: one check that the trial
+        is still running and one multi-row upsert (PostgreSQL, SQLite), where one call per key
+        would cost a trial lookup, an upsert and a commit each. Other storages get one call per
+        key."""
         rdb = _rdb_of(self._inner)
-        if rdb is None or not hasattr(rdb, "_set_trial_attr_without_commit"):
+        if not attrs:
+            return
+        if rdb is None or not _has_upsert(rdb.engine.name):
             for key, value in attrs.items():
                 self._call("set_trial_user_attr", trial_id, key, value)
             return
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
+        self._call_fn("set_trial_user_attrs", lambda: _upsert_user_attrs(rdb, trial_id, attrs))
 
-        def write() -> None:
-            with _create_scoped_session(rdb.scoped_session, True) as session:
-                for key, value in attrs.items():
-                    rdb._set_trial_attr_without_commit(session, models.TrialUserAttributeModel,
-                                                       trial_id, key, value)
+    def count_trials_by_state(self, study_id: int, *, without_user_attr: str | None = None
+                              ) -> Counter[TrialState] | None:
+        """Trials per state counted by the database (storage/trial_counts.py), leaving out
+        those carrying ``without_user_attr``; None where the storage is not Optuna's RDB."""
+        rdb = _rdb_of(self._inner)
+        if rdb is None:
+            return None
+        from storage.trial_counts import count_by_state
 
-        self._call_fn("set_trial_user_attrs", write)
+        return cast(Counter[TrialState], self._call_fn(
+            "count_trials_by_state",
+            lambda: count_by_state(rdb, study_id, without_user_attr=without_user_attr)))
 
     def _call_fn(self, name: str, fn: Callable[[], Any]) -> Any:
         deadline = time.monotonic() + self._retry_for_s
@@ -104,6 +116,32 @@ def _rdb_of(storage: BaseStorage) -> Any:
 
     backend = getattr(storage, "_backend", storage)  # through Optuna's cache layer
     return backend if isinstance(backend, RDBStorage) else None
+
+
+def _has_upsert(dialect: str) -> bool:
+    import sqlite3
+
+    return dialect == "postgresql" or (dialect == "sqlite"
+                                       and sqlite3.sqlite_version_info >= (3, 24, 0))
+
+
+def _upsert_user_attrs(rdb: Any, trial_id: int, attrs: dict[str, Any]) -> None:
+    """The rows Optuna's ``set_trial_user_attr`` writes (JSON in ``value_json``), all at once."""
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert: Any = postgresql.insert if rdb.engine.name == "postgresql" else sqlite.insert
+    table = models.TrialUserAttributeModel
+    rows = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+            for key, value in attrs.items()]
+    with _create_scoped_session(rdb.scoped_session, True) as session:
+        trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+        rdb.check_trial_is_updatable(trial_id, trial.state)
+        stmt = insert(table).values(rows)
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=[table.trial_id, table.key],
+            set_={"value_json": stmt.excluded.value_json}))
 
 
 def _forward(name: str) -> Callable[..., Any]:
