@@ -44,5 +44,6 @@ def connection_budget(url: str, workers: int) -> list[str]:
     if needed > free:
         lines.append(f"warning: that is more than the {free} connections left; put PgBouncer "
                      "(pool_mode = transaction) in front of PostgreSQL and point --storage at "
-                     "its port, or run fewer workers per launcher")
+                     "its port, or run fewer workers per launcher (Optuna's gRPC storage "
+                     "proxy cannot stand in: the budget lock needs SQL)")
     return lines

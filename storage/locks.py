@@ -1,10 +1,11 @@
 """A cross-process lock per study, held by a worker while it checks the trial budget and
 creates its next trial, so N workers never start more trials than the budget allows.
 
-- PostgreSQL: a transaction-scoped advisory lock (``pg_advisory_xact_lock``) on a dedicated
+- PostgreSQL: a transaction-scoped advisory lock (``pg_try_advisory_xact_lock``, polled) on a
   connection held only while the lock is (works across machines, and through PgBouncer in
-  transaction pooling, where session locks would leak). If the server restarts, acquiring
-  retries until it is back; a lock lost with its connection is simply gone.
+  transaction pooling, where session locks would leak and a blocked waiter would pin a server
+  connection). If the server restarts, acquiring retries until it is back; a lock lost with
+  its connection is simply gone.
 - SQLite: an exclusive ``flock`` on a file beside the database (SQLite is one machine anyway).
   Not SQLite's own write lock: Optuna must keep writing while we hold this one.
 """
@@ -26,6 +27,9 @@ from storage.url import parse_url, sqlite_path
 __all__ = ["StudyLock"]
 
 log = logging.getLogger(__name__)
+
+_FIRST_WAIT_S = 0.002  # polling a held lock: 2 ms, doubling up to 50 ms
+_MAX_WAIT_S = 0.05
 
 
 class StudyLock:
@@ -73,14 +77,23 @@ class StudyLock:
         assert self._engine is not None
         deadline = time.monotonic() + retry_for_s
         delay = 0.5
+        wait = _FIRST_WAIT_S
         while True:
             conn = None
             try:
                 conn = self._engine.connect()
-                conn.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:k)"),
-                             {"k": self._key})  # held until this transaction ends
-                self._conn = conn
-                return
+                taken = conn.execute(sqlalchemy.text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                     {"k": self._key}).scalar_one()
+                if taken:  # held until this transaction ends
+                    self._conn = conn
+                    return
+                # Held elsewhere: give the connection back while waiting. A worker blocked in
+                # pg_advisory_xact_lock would keep a server connection, and behind PgBouncer
+                # with a small pool the holder could then wait forever for one of its own.
+                conn.rollback()
+                conn.close()
+                time.sleep(wait)
+                wait = min(2 * wait, _MAX_WAIT_S)
             except sqlalchemy.exc.DBAPIError as exc:
                 if conn is not None:
                     conn.close()

@@ -44,10 +44,37 @@ def test_sqlite_storage_uses_wal_and_heartbeats(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_postgres_storage_holds_at_most_two_connections_and_pre_pings(pg_url: str) -> None:
+def test_postgres_storage_holds_at_most_two_connections_and_pings_idle_ones(pg_url: str) -> None:
     storage = open_optuna_storage(pg_url)
     pool = rdb_storage(storage).engine.pool
     assert pool.size() == 2 and pool._max_overflow == 0  # shared with the lock: <= 2
-    assert pool._pre_ping
+    assert not pool._pre_ping  # storage/idle_ping.py pings only after idle (test_idle_ping)
+    assert len(pool.dispatch.checkout) == 1 and len(pool.dispatch.checkin) == 1
     assert storage.get_heartbeat_interval() == 30
 
+
+
+@pytest.mark.postgres
+def test_launcher_counts_connections_and_points_past_the_server_limit(pg_url: str) -> None:
+    from storage.connections import connection_budget
+
+    lines = connection_budget(pg_url, 3)
+    assert len(lines) == 1 and lines[0].startswith("3 workers will hold up to 8 database "
+                                                   "connections (2 per worker + 2 for this "
+                                                   "launcher); the server allows ")
+    too_many = connection_budget(pg_url, 100_000)
+    assert len(too_many) == 2 and "PgBouncer (pool_mode = transaction)" in too_many[1]
+    assert "gRPC storage proxy cannot stand in" in too_many[1]
+    assert connection_budget("sqlite:///x.db", 3) == []
+
+
+def test_optuna_schema_mismatch_is_one_line_with_the_fix(sqlite_url: str) -> None:
+    from storage.errors import StorageError
+
+    rdb = rdb_storage(open_optuna_storage(sqlite_url))
+    older = next(v for v in rdb.get_all_versions() if v != rdb.get_head_version())
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = ?", (older,))
+    with pytest.raises(StorageError, match=r"older than this Optuna .* run optuna storage "
+                                           r"upgrade --storage URL"):
+        open_optuna_storage(sqlite_url)
