@@ -5,8 +5,9 @@ Layers, later wins: trainer code defaults < the current tuned default for the tr
 the trial's user attributes) < the trial's suggested parameters.
 Every trial records what a person needs to read it: the resolved config, final metrics,
 epochs run, why it stopped, and the code and library versions. With
-``fault_tolerance.checkpoint_dir`` each trial checkpoints under its own directory, which a retry
-of it (after its worker died) resumes from; the directory is removed once the trial finishes.
+``fault_tolerance.checkpoint_dir`` or ``artifact_store`` each trial checkpoints in its own place,
+which a retry of it (after its worker died) resumes from (search/checkpoint_store.py); the
+checkpoints are removed once the trial finishes.
 An out-of-memory error fails the trial (``fail_kind`` out_of_memory), frees the cache, and the
 worker goes on.
 """
@@ -15,13 +16,12 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import optuna
 
+from search.checkpoint_store import TrialCheckpoints, open_artifact_store
 from search.defaults import Resolution, TunedLookup, resolve_config
 from search.provenance import code_version, library_versions
 from search.reporter import TrialReporter
@@ -76,6 +76,8 @@ class Objective:
         self.entry = get_trainer(spec.trainer)
         self._on_trial_start = on_trial_start
         self._lookup = tuned_lookup
+        store = spec.fault_tolerance.artifact_store
+        self._artifact_store = open_artifact_store(store) if store is not None else None
 
     def resolve(self, params: dict[str, Any], overrides: dict[str, Any]) -> Resolution:
         base = {**self.spec.config, **overrides}
@@ -89,18 +91,13 @@ class Objective:
                               tuned=tuned[0] if tuned else None,
                               tuned_row_id=tuned[1] if tuned else None)
 
-    def _checkpoint_dir(self, trial: optuna.Trial) -> Path | None:
-        """``<checkpoint_dir>/<study>/trial-<n>``, where n is the first attempt's number: a
-        trial retried after its worker died finds the checkpoints the dead one left."""
-        root = self.spec.fault_tolerance.checkpoint_dir
-        if root is None:
+    def _checkpoints(self, trial: optuna.Trial) -> TrialCheckpoints | None:
+        ft = self.spec.fault_tolerance
+        if ft.checkpoint_dir is None and self._artifact_store is None:
             return None
-        # Trial has no public system attributes in Optuna 5; the retry callback writes there.
-        system = trial.study._storage.get_trial_system_attrs(trial._trial_id)
-        first = int(system.get("failed_trial", trial.number))
-        if first != trial.number:
-            trial.set_user_attr(RETRY_OF_ATTR, first)
-        return Path(root).expanduser() / self.spec.name / f"trial-{first}"
+        return TrialCheckpoints(trial, study_name=self.spec.name,
+                                checkpoint_dir=ft.checkpoint_dir,
+                                artifact_store=self._artifact_store)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         start_attrs: dict[str, Any] = {}
@@ -112,9 +109,12 @@ class Objective:
         overrides = dict(trial.user_attrs.get(OVERRIDES_ATTR, {}))
         resolution = self.resolve(params, overrides)
         cfg = resolution.config
-        checkpoint_dir = self._checkpoint_dir(trial)
-        if checkpoint_dir is not None:
-            cfg = cfg.replace(checkpoint_dir=str(checkpoint_dir))
+        checkpoints = self._checkpoints(trial)
+        if checkpoints is not None:
+            if checkpoints.is_retry:
+                start_attrs[RETRY_OF_ATTR] = checkpoints.first
+                checkpoints.restore()  # from the artifact store, if one is set
+            cfg = cfg.replace(checkpoint_dir=str(checkpoints.directory))
         start_attrs.update({CONFIG_ATTR: cfg.to_dict(), "code_version": code_version(),
                             "library_versions": library_versions()})
         if resolution.tuned_row_id is not None:
@@ -123,7 +123,8 @@ class Objective:
         for note in resolution.notes:
             log.info("trial %d: %s", trial.number, note)
         multi = self.spec.multi_objective
-        reporter = TrialReporter(trial, metric=self.spec.report_metric, prune=not multi)
+        reporter = TrialReporter(trial, metric=self.spec.report_metric, prune=not multi,
+                                 after_report=checkpoints.after_epoch if checkpoints else None)
         record: dict[str, Any] = {}
         try:
             result = self.entry.train(cfg, reporter)
@@ -140,8 +141,8 @@ class Objective:
             if multi:
                 record["curve"] = reporter.curve
             set_user_attrs(trial, record)  # one write for everything the run produced
-        if checkpoint_dir is not None:
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: no retry will need it
+        if checkpoints is not None:
+            checkpoints.finished()  # no retry will need them
         stop_reason = result["stop_reason"]
         if stop_reason == "pruned":
             raise optuna.TrialPruned(f"pruned at epoch {result['epochs_run']}")

@@ -9,7 +9,7 @@ instead."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import optuna
 
@@ -17,8 +17,11 @@ __all__ = ["TrialReporter"]
 
 
 class TrialReporter:
-    def __init__(self, trial: optuna.Trial, *, metric: str, prune: bool = True) -> None:
+    def __init__(self, trial: optuna.Trial, *, metric: str, prune: bool = True,
+                 after_report: Callable[[int], None] | None = None) -> None:
+        """``after_report(epoch)`` runs after each report (the checkpoint upload)."""
         self._trial = trial
+        self._after_report = after_report
         self._metric = metric
         self._prune = prune
         self.last_epoch = 0
@@ -36,6 +39,8 @@ class TrialReporter:
         if "lr" in metrics:
             self.lr_per_epoch.append(float(metrics["lr"]))
         self.last_epoch = epoch
+        if self._after_report is not None:
+            self._after_report(epoch)
 
     def should_stop(self) -> bool:
         return self._prune and self._trial.should_prune()

@@ -23,10 +23,13 @@ Layout of a spec file (see examples/round2.yaml):
                                        study-level stop rules every worker obeys: the target
                                        (success.target) reached, K finished trials without a
                                        new best, a wall-clock budget from the study's creation
-    fault_tolerance: {checkpoint_dir, heartbeat_interval_s, grace_period_s, max_retries}
-                                       per-trial checkpoints on storage every worker sees (a
-                                       retried trial resumes there), and Optuna's heartbeat: a
-                                       trial silent for the grace period is failed and retried
+    fault_tolerance: {checkpoint_dir, artifact_store, heartbeat_interval_s, grace_period_s,
+                      max_retries}
+                                       per-trial checkpoints in a directory every worker sees
+                                       or an Optuna artifact store (path, file://, s3://BUCKET,
+                                       gs://BUCKET; a retried trial resumes from them), and
+                                       Optuna's heartbeat: a trial silent for the grace period
+                                       is failed and retried
 
 Every error names the file, the key path and the fix, in one line.
 """
@@ -144,6 +147,7 @@ class StopRules:
 @dataclass(frozen=True)
 class FaultTolerance:
     checkpoint_dir: str | None = None  # per-trial checkpoints under <dir>/<study>/trial-<n>
+    artifact_store: str | None = None  # or uploaded there (search/checkpoint_store.py)
     heartbeat_interval_s: int = 30
     grace_period_s: int = 120
     max_retries: int = 3  # a trial whose worker died is re-queued this many times
@@ -229,7 +233,8 @@ class StudySpec:
     def with_overrides(self, *, name: str | None = None, trials: int | None = None,
                        workers: int | None = None, epochs: int | None = None,
                        config: Mapping[str, Any] | None = None,
-                       checkpoint_dir: str | None = None) -> StudySpec:
+                       checkpoint_dir: str | None = None,
+                       artifact_store: str | None = None) -> StudySpec:
         """Command-line overrides. ``epochs`` shrinks or grows the whole study: the epoch
         budget, patience, the baselines' own epoch settings and the pruner's resources scale
         by the same factor (milestones are fractions and follow by themselves)."""
@@ -244,6 +249,8 @@ class StudySpec:
             raw["config"].update(config)
         if checkpoint_dir is not None:
             raw.setdefault("fault_tolerance", {})["checkpoint_dir"] = checkpoint_dir
+        if artifact_store is not None:
+            raw.setdefault("fault_tolerance", {})["artifact_store"] = artifact_store
         if epochs is not None:
             if epochs < 1:
                 raise SpecError(f"--epochs must be >= 1, got {epochs}")
@@ -406,8 +413,9 @@ def _stop_rules(p: _Parser, raw: Any, target: float | None) -> StopRules:
 
 
 def _fault_tolerance(p: _Parser, raw: Any) -> FaultTolerance:
-    ft = p.mapping(raw, "fault_tolerance", ("checkpoint_dir", "heartbeat_interval_s",
-                                            "grace_period_s", "max_retries"))
+    ft = p.mapping(raw, "fault_tolerance", ("checkpoint_dir", "artifact_store",
+                                            "heartbeat_interval_s", "grace_period_s",
+                                            "max_retries"))
     defaults = FaultTolerance()
     interval = p.integer(ft.get("heartbeat_interval_s", defaults.heartbeat_interval_s),
                          "fault_tolerance.heartbeat_interval_s", minimum=1)
@@ -416,10 +424,12 @@ def _fault_tolerance(p: _Parser, raw: Any) -> FaultTolerance:
     if grace <= interval:
         p.fail("fault_tolerance.grace_period_s", f"{grace} s must exceed the heartbeat interval "
                                                  f"({interval} s), or live trials look dead")
-    directory = ft.get("checkpoint_dir")
+    directory, store = ft.get("checkpoint_dir"), ft.get("artifact_store")
     return FaultTolerance(
         checkpoint_dir=None if directory is None else p.string(directory,
                                                                "fault_tolerance.checkpoint_dir"),
+        artifact_store=None if store is None else p.string(store,
+                                                           "fault_tolerance.artifact_store"),
         heartbeat_interval_s=interval, grace_period_s=grace,
         max_retries=p.integer(ft.get("max_retries", defaults.max_retries),
                               "fault_tolerance.max_retries", minimum=0))

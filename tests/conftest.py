@@ -90,3 +90,25 @@ def pg_url() -> Iterator[str]:
         conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()
 
+
+def running_trial_past_epoch(url: str, study: str, *, epoch: int, timeout_s: float,
+                             with_user_attr: str | None = None) -> Any:
+    """Poll the study until a RUNNING trial has reported ``epoch`` (and, if given, carries the
+    user attribute ``with_user_attr``); that trial, for a test to kill its worker."""
+    import time
+
+    import optuna
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            trials = optuna.load_study(study_name=study, storage=url).get_trials()
+        except KeyError:
+            trials = []  # not created yet
+        for t in trials:
+            if t.state == optuna.trial.TrialState.RUNNING \
+                    and max(t.intermediate_values, default=0) >= epoch \
+                    and (with_user_attr is None or with_user_attr in t.user_attrs):
+                return t
+        time.sleep(0.2)
+    raise AssertionError(f"no trial of {study!r} reached epoch {epoch} in {timeout_s} s")

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tests.conftest import TINY_SPEC, _postgres_required
+from tests.conftest import TINY_SPEC, _postgres_required, running_trial_past_epoch
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -105,7 +104,7 @@ def test_worker_killed_mid_trial_is_retried_from_its_checkpoint(
                                  "--no-promote"], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
     try:
-        victim = _running_trial_past_epoch(pg_url, "ray-kill", epoch=2, timeout_s=120)
+        victim = running_trial_past_epoch(pg_url, "ray-kill", epoch=2, timeout_s=120)
         pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
         os.kill(pid, signal.SIGKILL)
         out, _ = launcher.communicate(timeout=240)
@@ -122,21 +121,6 @@ def test_worker_killed_mid_trial_is_retried_from_its_checkpoint(
     assert min(retries[0].intermediate_values) > 2
     assert len(_finished(trials)) == 3
     assert not (tmp_path / "ckpt" / "ray-kill" / f"trial-{victim.number}").exists()
-
-
-def _running_trial_past_epoch(url: str, study: str, *, epoch: int, timeout_s: float
-                              ) -> optuna.trial.FrozenTrial:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            trials = optuna.load_study(study_name=study, storage=url).get_trials()
-        except KeyError:
-            trials = []  # not created yet
-        for t in trials:
-            if t.state == TrialState.RUNNING and max(t.intermediate_values, default=0) >= epoch:
-                return t
-        time.sleep(0.2)
-    raise AssertionError(f"no trial of {study!r} reached epoch {epoch} in {timeout_s} s")
 
 
 def _pg_restart_command() -> list[str] | None:
@@ -160,7 +144,7 @@ def test_study_survives_a_postgresql_restart(pg_url: str, tmp_path: Path) -> Non
                                  pg_url, "--no-promote"], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
     try:
-        _running_trial_past_epoch(pg_url, "pg-restart", epoch=1, timeout_s=120)
+        running_trial_past_epoch(pg_url, "pg-restart", epoch=1, timeout_s=120)
         restarted_at = datetime.datetime.now()  # Optuna stores naive local times
         restart = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert restart.returncode == 0, restart.stderr
