@@ -41,8 +41,11 @@ def test_reports_both_tasks_and_a_weighted_score(formats: dict[str, Path],
 def test_learns_both_tasks(formats: dict[str, Path], tmp_path: Path) -> None:
     from trainers.multitask_data import segmentation_splits
 
+    # Segmentation weighted 0.7: with equal weights this tiny run's mIoU sat within 1.3x of the
+    # all-background model on some CPUs (numerics differ by machine); 0.7 clears it from
+    # epoch 2 on (0.080, 0.065, 0.094 against 0.042, measured).
     cfg = _tiny(formats, tmp_path, epochs=4, steps_per_epoch=None, val_limit=None,
-                seg_dataset=str(formats["voc"]), train_limit=120)
+                seg_dataset=str(formats["voc"]), train_limit=120, seg_weight=0.7)
     result = train(cfg)
     assert result["best_val_acc"] > 0.3  # chance is 0.1
     # Segmentation against the model that calls every pixel background (mIoU ~0.04 here).
