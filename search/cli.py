@@ -82,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", help="per-trial checkpoints under this directory, which "
                                             "every worker must see; a retried trial resumes "
                                             "there (overrides fault_tolerance.checkpoint_dir)")
+    p.add_argument("--artifact-store", help="upload per-trial checkpoints to this Optuna "
+                                            "artifact store (directory, file://, s3://BUCKET, "
+                                            "gs://BUCKET) for workers without a shared "
+                                            "filesystem (overrides fault_tolerance."
+                                            "artifact_store)")
+    p.add_argument("--threads-per-worker", type=int, metavar="N",
+                   help="torch CPU threads of each local worker (default: this machine's cores "
+                        "divided by --workers; lower it when other launchers or jobs share the "
+                        "machine, since oversubscribed cores slow training many times over)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0,
                    help="GPUs each Ray worker reserves; fractional packs trials on one GPU")
     p.add_argument("--cpus-per-trial", type=float, default=1.0,
@@ -156,18 +165,31 @@ def _cmd_launch(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec).with_overrides(
         name=args.study_name, trials=args.trials, workers=args.workers, epochs=args.epochs,
-        config=_parse_overrides(args.overrides), checkpoint_dir=args.checkpoint_dir)
+        config=_parse_overrides(args.overrides), checkpoint_dir=args.checkpoint_dir,
+        artifact_store=args.artifact_store)
     url = resolve_storage_url(args.storage)
     emit, progress = _line_printers()
     executor: Any = None
     if args.executor == "ray":
         from search.ray_executor import RayExecutor
 
+        if args.threads_per_worker is not None:
+            raise SpecError("--threads-per-worker is for local workers; a Ray worker uses "
+                            "--cpus-per-trial threads")
+
         executor = RayExecutor(spec.workers, address=args.address,
                                gpus_per_trial=args.gpus_per_trial,
                                cpus_per_trial=args.cpus_per_trial)
-    elif args.address or args.gpus_per_trial:
-        raise SpecError("--address and --gpus-per-trial need --executor ray")
+    else:
+        if args.address or args.gpus_per_trial:
+            raise SpecError("--address and --gpus-per-trial need --executor ray")
+        if args.threads_per_worker is not None:
+            if args.threads_per_worker < 1:
+                raise SpecError(f"--threads-per-worker {args.threads_per_worker} must be at "
+                                "least 1, e.g. --threads-per-worker 1")
+            from search.executor import LocalExecutor
+
+            executor = LocalExecutor(spec.workers, threads_per_worker=args.threads_per_worker)
     result = launch(spec, url, emit=emit, progress=progress, progress_every_s=1.0
                     if sys.stdout.isatty() else 15.0, warm_start=args.warm_start,
                     promote=not args.no_promote, extra_seeds=args.extra_seeds,

@@ -56,6 +56,17 @@ def test_bad_set_override(tmp_path: Path, tiny_spec: dict[str, Any],
                 "--set 'epochs' is not KEY=VALUE")
 
 
+def test_bad_threads_per_worker_fails_before_the_study_exists(
+        tmp_path: Path, tiny_spec: dict[str, Any], sqlite_url: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _spec_file(tmp_path, tiny_spec)
+    _fails_with(capsys, ["launch", spec, "--storage", sqlite_url, "--threads-per-worker", "0"],
+                "--threads-per-worker 0 must be at least 1")
+    _fails_with(capsys, ["launch", spec, "--storage", sqlite_url, "--executor", "ray",
+                         "--threads-per-worker", "2"], "--cpus-per-trial")
+    assert not (tmp_path / "study.db").exists()
+
+
 def test_missing_dataset_fails_before_the_study_exists(
         tmp_path: Path, tiny_spec: dict[str, Any], sqlite_url: str,
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -111,8 +111,10 @@ def test_two_launchers_share_one_budget_exactly(tiny_spec: dict[str, Any], sqlit
     tiny_spec["pruner"] = {"name": "none"}
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(tiny_spec))
+    # One thread each: two launchers on two cores. With the default (cores / workers = 2
+    # each) torch's threads oversubscribe the cores and a trial ran up to eight times slower.
     cmd = [sys.executable, "-m", "search", "launch", str(path), "--storage", sqlite_url,
-           "--no-promote"]
+           "--no-promote", "--threads-per-worker", "1"]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     outs = [p.communicate(timeout=240)[0] for p in (first, second)]
