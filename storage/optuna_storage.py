@@ -41,10 +41,12 @@ _SQLITE_LOCK_TIMEOUT_S = 60
 
 def open_optuna_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
                         grace_period_s: int = HEARTBEAT_GRACE_S, max_retry: int = 3,
-                        retry_for_s: float = 300.0) -> OwnTrialsStorage:
+                        retry_for_s: float = 300.0, pool_size: int = 2,
+                        own_trials: bool = True) -> ResilientStorage:
     """Optuna's storage for ``url``: RDBStorage behind Optuna's cache, behind the retrying
-    wrapper, which serves this process's own running trials from memory
-    (storage/own_trials.py). ``rdb_storage(storage)`` gives the RDBStorage (its engine)."""
+    wrapper, which (``own_trials``, a worker) serves this process's own running trials from
+    memory (storage/own_trials.py). ``pool_size``: pooled connections (a worker's two; the
+    gRPC proxy serves many threads). ``rdb_storage(storage)`` gives the RDBStorage."""
     check_reachable(url)
     backend = parse_url(url).get_backend_name()
     engine_kwargs: dict[str, Any] = {}
@@ -57,7 +59,8 @@ def open_optuna_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTER
     else:
         # Two pooled connections, kept open: an overflow connection would be closed after each
         # use and reopened (a new connection per trial, 3 ms each, measured).
-        engine_kwargs.update(pool_size=2, max_overflow=0, pool_timeout=120, pool_recycle=3600)
+        engine_kwargs.update(pool_size=pool_size, max_overflow=0, pool_timeout=120,
+                             pool_recycle=3600)
         if backend == "postgresql":  # pg_stat_activity then says which process holds what
             engine_kwargs["connect_args"] = {"application_name": application_name()}
     with warnings.catch_warnings():
@@ -69,7 +72,8 @@ def open_optuna_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTER
     if backend != "sqlite":
         ping_after_idle(rdb.engine)
     # mypy cannot see the methods ResilientStorage forwards by generation
-    return OwnTrialsStorage(_CachedStorage(rdb), retry_for_s=retry_for_s)  # type: ignore[abstract]
+    kind = OwnTrialsStorage if own_trials else ResilientStorage
+    return kind(_CachedStorage(rdb), retry_for_s=retry_for_s)  # type: ignore[abstract]
 
 
 def application_name() -> str:

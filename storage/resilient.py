@@ -4,6 +4,7 @@ retried with backoff until ``retry_for_s`` has passed, so no worker exits.
 
 Optuna's RDBStorage turns a broken connection into ``StorageInternalError`` (the statement was
 rolled back) and SQLAlchemy discards the pool's connections, so the retry gets a fresh one.
+A gRPC storage proxy that is out of reach (status UNAVAILABLE) is retried the same way.
 Errors that say something about the data (a duplicate study, a finished trial, a missing key)
 are not retried.
 The storage keeps Optuna's heartbeat interface, so heartbeats, stale-trial detection and the
@@ -47,8 +48,17 @@ def is_connection_error(exc: BaseException) -> bool:
                 seen.connection_invalidated or isinstance(
                     seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)):
             return True
+        if _grpc_unavailable(seen):  # the gRPC storage proxy restarting or out of reach
+            return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _grpc_unavailable(exc: BaseException) -> bool:
+    code = getattr(exc, "code", None)
+    if not callable(code) or type(exc).__module__.split(".")[0] != "grpc":
+        return False
+    return getattr(code(), "name", None) == "UNAVAILABLE"
 
 
 class ResilientStorage(BaseStorage, BaseHeartbeat):

@@ -32,14 +32,25 @@ _SUPPORTED = ("sqlite", "postgresql", "mysql")
 
 
 def resolve_storage_url(explicit: str | None = None,
-                        environ: Mapping[str, str] | None = None) -> str:
+                        environ: Mapping[str, str] | None = None, *,
+                        allow_grpc: bool = False) -> str:
+    """``allow_grpc``: a ``grpc://HOST:PORT`` gRPC storage proxy is accepted too (workers)."""
     env = os.environ if environ is None else environ
     url = explicit or env.get(ENV_VAR) or DEFAULT_STORAGE
+    if allow_grpc and url.startswith("grpc://"):
+        from storage.grpc_client import grpc_address
+
+        grpc_address(url)
+        return url
     parse_url(url)
     return url
 
 
 def parse_url(url: str) -> URL:
+    if url.startswith("grpc://"):
+        raise StorageError(f"{url!r} is a gRPC storage proxy, which serves workers only "
+                           "(hpsearch worker, launch --worker-storage); this needs the "
+                           "database URL itself")
     try:
         parsed = make_url(url)
     except ArgumentError:

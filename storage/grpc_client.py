@@ -1,0 +1,98 @@
+"""Workers that reach the study through Optuna's gRPC storage proxy (``grpc://HOST:PORT``).
+
+A study with thousands of workers would need thousands of database connections; behind
+``hpsearch proxy`` (search/grpc_proxy.py) they share the proxy's few. Optuna's client speaks
+only the storage API, so what hpsearch adds on top of SQL is carried by that API:
+
+- heartbeats: the client is a heartbeat storage whose beat is a trial system attribute
+  (``HEARTBEAT_ATTR``); the proxy records it as Optuna's heartbeat and itself fails and re-queues
+  trials whose beat went stale (the client reports none stale: it cannot see the table);
+- the trial budget: the proxy refuses a new trial past the study's budget, under the same
+  database lock the SQL workers take, with an error carrying ``BUDGET_SPENT``;
+- a proxy that restarts or is briefly unreachable: calls are retried (storage/resilient.py).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.trial import FrozenTrial
+
+from storage.errors import StorageError
+from storage.resilient import ResilientStorage
+
+__all__ = ["BUDGET_SPENT", "HEARTBEAT_ATTR", "grpc_address", "is_budget_spent",
+           "open_grpc_storage"]
+
+HEARTBEAT_ATTR = "hps_heartbeat"
+BUDGET_SPENT = "hpsearch: the study's trial budget is spent"
+
+
+def grpc_address(url: str) -> tuple[str, int] | None:
+    """``(host, port)`` for a ``grpc://HOST:PORT`` URL; None for any other URL."""
+    if not url.startswith("grpc://"):
+        return None
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise StorageError(f"storage URL {url!r} is not grpc://HOST:PORT; e.g. "
+                           "grpc://proxy.example:13000 (the address hpsearch proxy listens on)")
+    return parts.hostname, port
+
+
+def is_budget_spent(exc: BaseException) -> bool:
+    """Whether ``exc`` is the proxy refusing a trial because the budget is spent."""
+    details = getattr(exc, "details", None)
+    return callable(details) and BUDGET_SPENT in (details() or "")
+
+
+def open_grpc_storage(url: str, *, heartbeat_interval_s: int, retry_for_s: float = 300.0,
+                      connect_timeout_s: float = 20.0) -> ResilientStorage:
+    """The storage a worker uses for ``grpc://HOST:PORT``, once the proxy answers."""
+    address = grpc_address(url)
+    if address is None:
+        raise StorageError(f"{url!r} is not a grpc:// URL")
+    try:
+        import grpc  # noqa: F401  (Optuna's client needs it)
+    except ImportError:
+        raise StorageError("a grpc:// storage needs grpcio: pip install grpcio") from None
+    from optuna.storages import GrpcStorageProxy
+
+    class _HeartbeatingProxy(GrpcStorageProxy, BaseHeartbeat):
+        def record_heartbeat(self, trial_id: int) -> None:
+            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            return []  # the proxy fails stale trials; the heartbeat table is not visible here
+
+        def get_heartbeat_interval(self) -> int | None:
+            return heartbeat_interval_s
+
+        def get_heartbeat_stale_trial_callback(self) -> Callable[[Any, FrozenTrial], None] | None:
+            return None  # the proxy re-queues the trials it fails
+
+        def get_failed_trial_callback(self) -> Callable[[Any, FrozenTrial], None] | None:
+            return None
+
+    host, port = address
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)  # Optuna's client, since 4.2
+        proxy = _HeartbeatingProxy(host=host, port=port)
+    try:
+        proxy.wait_server_ready(timeout=connect_timeout_s)
+    except ConnectionError:
+        proxy.close()
+        raise StorageError(f"no gRPC storage proxy answers at {url} within "
+                           f"{connect_timeout_s:.0f} s; start one next to the database with "
+                           "hpsearch proxy --storage DATABASE_URL --port "
+                           f"{port}") from None
+    return ResilientStorage(proxy, retry_for_s=retry_for_s)  # type: ignore[abstract]
