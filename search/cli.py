@@ -87,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
                                             "gs://BUCKET) for workers without a shared "
                                             "filesystem (overrides fault_tolerance."
                                             "artifact_store)")
+    p.add_argument("--worker-storage", metavar="URL",
+                   help="where the workers reach the study, if not at --storage: "
+                        "grpc://HOST:PORT for a gRPC proxy started by hpsearch proxy (the "
+                        "workers then hold no database connection)")
     p.add_argument("--threads-per-worker", type=int, metavar="N",
                    help="torch CPU threads of each local worker (default: this machine's cores "
                         "divided by --workers; lower it when other launchers or jobs share the "
@@ -99,11 +103,23 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="join a study from this machine as one worker (no Ray): "
                                       "for clusters managed by something else")
     p.add_argument("study", help="study name (created by hpsearch launch)")
-    p.add_argument("--storage", help=storage_help)
+    p.add_argument("--storage", help=storage_help + "; or grpc://HOST:PORT, a gRPC proxy "
+                                                    "started by hpsearch proxy")
     p.add_argument("--index", type=int, default=0,
                    help="worker index: seeds the sampler differently per worker (default 0)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("proxy", help="serve the study database to workers over Optuna's gRPC "
+                                     "storage proxy, so they hold no database connection")
+    p.add_argument("--storage", help=storage_help)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=13000, help="port to listen on (default 13000)")
+    p.add_argument("--threads", type=int, default=16,
+                   help="calls served at once; each may hold one database connection "
+                        "(default 16)")
+    p.set_defaults(func=_cmd_proxy)
 
     p = sub.add_parser("status", help="trial counts, best trial and progress of a study")
     p.add_argument("study", help="study name")
@@ -193,7 +209,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     result = launch(spec, url, emit=emit, progress=progress, progress_every_s=1.0
                     if sys.stdout.isatty() else 15.0, warm_start=args.warm_start,
                     promote=not args.no_promote, extra_seeds=args.extra_seeds,
-                    executor=executor)
+                    executor=executor, worker_storage_url=args.worker_storage)
     emit("")
     print(f"finished in {result.seconds:.1f}s: {result.execution.trials_run} trials run by this "
           "launcher")
@@ -239,22 +255,55 @@ def _print_pareto(study: Any, metrics: Sequence[str]) -> None:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    from search.budget import BUDGET_ATTR
     from search.cli_tuning import load_study_or_fail
     from search.launch import SPEC_ATTR
     from search.worker import run_worker
     from storage import redact, resolve_storage_url
 
-    url = resolve_storage_url(args.storage)
+    url = resolve_storage_url(args.storage, allow_grpc=True)
     study = load_study_or_fail(url, args.study)
     spec = study.user_attrs.get(SPEC_ATTR)
     if spec is None:
         raise SpecError(f"study {args.study!r} in {redact(url)} was not created by hpsearch "
                         "launch (it has no spec); launch it first")
+    # The budget of the latest launch (a later launch may have raised it with --trials).
+    budget = study._storage.get_study_system_attrs(study._study_id).get(BUDGET_ATTR)
+    if budget is not None:
+        spec = {**spec, "budget": {**spec.get("budget", {}), "trials": int(budget)}}
     print(f"joined study {args.study!r} in {redact(url)} as worker {args.index}", flush=True)
     summary = run_worker(spec, url, worker_index=args.index, threads=args.threads)
     states = ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary.states.items()))
     print(f"worker {args.index} ran {summary.trials_run} trials ({states or 'none'})"
           + (f"; stopped: {summary.stop_reason}" if summary.stop_reason else ""))
+    return 0
+
+
+def _cmd_proxy(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from search.grpc_proxy import serve
+    from storage import redact, resolve_storage_url
+
+    if args.threads < 1 or not 0 < args.port < 65536:
+        raise SpecError(f"--threads {args.threads} / --port {args.port}: threads must be at "
+                        "least 1 and the port 1-65535, e.g. --threads 16 --port 13000")
+    url = resolve_storage_url(args.storage)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def ready() -> None:
+        print(f"serving {redact(url)} at grpc://{args.host}:{args.port} (give workers "
+              f"--storage or --worker-storage grpc://HOST:{args.port}); Ctrl-C stops",
+              flush=True)
+
+    try:
+        serve(url, host=args.host, port=args.port, threads=args.threads, on_ready=ready,
+              stop=stop)
+    except KeyboardInterrupt:
+        stop.set()
+    print("proxy stopped")
     return 0
 
 

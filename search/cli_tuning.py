@@ -227,8 +227,12 @@ def load_study_or_fail(url: str, name: str) -> Any:
 
     from search.errors import StudyError
     from storage import open_optuna_storage, redact
+    from storage.grpc_client import grpc_address, open_grpc_storage
 
-    storage = open_optuna_storage(url)
+    if grpc_address(url) is not None:
+        storage = open_grpc_storage(url, heartbeat_interval_s=30)
+    else:
+        storage = open_optuna_storage(url)
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:

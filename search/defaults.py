@@ -24,13 +24,16 @@ from search.errors import SpecError
 from search.space import milestone_epochs
 from search.trainer_registry import TrainerEntry
 
-__all__ = ["SCALING_RULES", "TUNED_FIELDS", "Resolution", "TunedLookup", "dataset_key",
-           "defaults_key", "multitask_dataset_key", "resolve_config",
-           "tuned_params_from_config"]
+__all__ = ["SCALING_RULES", "TUNED_FIELDS", "TUNED_SNAPSHOT_ATTR", "Resolution", "TunedLookup",
+           "TunedSnapshot", "dataset_key", "defaults_key", "multitask_dataset_key",
+           "resolve_config", "snapshot_rows", "tuned_params_from_config"]
 
 log = logging.getLogger(__name__)
 
 SCALING_RULES = ("linear", "sqrt", "none")
+# Study system attribute: the current tuned-defaults rows, stored by the launcher for workers
+# that reach the study through a gRPC proxy and so cannot read the table.
+TUNED_SNAPSHOT_ATTR = "hps_tuned_defaults"
 # The hyperparameters a tuned-defaults row carries: what a study tunes, not what it runs on.
 TUNED_FIELDS = ("lr", "weight_decay", "momentum", "beta1", "beta2", "eps", "alpha", "rho",
                 "lr_decay", "task_weights", "seg_weight", "batch_size", "label_smoothing",
@@ -158,21 +161,45 @@ class TunedLookup:
                  ) -> tuple[dict[str, Any], int] | None:
         if self._url is None:
             return None
+        key = defaults_key(entry.name, entry.build_config(
+            {k: v for k, v in explicit.items() if k in entry.key_fields}))
+        if key not in self._cache:
+            self._cache[key] = self._fetch(key)
+        return self._cache[key]
+
+    def _fetch(self, key: tuple[str, str, str, str]) -> tuple[dict[str, Any], int] | None:
         from storage import StorageError
         from storage.defaults import DefaultsKey, current_default
         from storage.engine import make_engine
 
-        key = defaults_key(entry.name, entry.build_config(
-            {k: v for k, v in explicit.items() if k in entry.key_fields}))
-        if key not in self._cache:
-            if self._engine is None:
-                self._engine = make_engine(self._url)
-            try:
-                row = current_default(self._engine, DefaultsKey(*key))
-            except StorageError as exc:
-                if not self._missing_logged:
-                    log.info("no tuned defaults (%s); code defaults apply", exc)
-                    self._missing_logged = True
-                row = None
-            self._cache[key] = None if row is None else (dict(row.params), row.id)
-        return self._cache[key]
+        if self._engine is None:
+            assert self._url is not None
+            self._engine = make_engine(self._url)
+        try:
+            row = current_default(self._engine, DefaultsKey(*key))
+        except StorageError as exc:
+            if not self._missing_logged:
+                log.info("no tuned defaults (%s); code defaults apply", exc)
+                self._missing_logged = True
+            return None
+        return None if row is None else (dict(row.params), row.id)
+
+
+class TunedSnapshot(TunedLookup):
+    """The tuned defaults as the launcher read them (``snapshot_rows``), for workers with no
+    SQL connection (a ``grpc://`` storage): the same answers as ``TunedLookup`` at launch."""
+
+    def __init__(self, rows: list[Mapping[str, Any]]) -> None:
+        super().__init__("snapshot")
+        self._rows = {tuple(r["key"]): (dict(r["params"]), int(r["id"])) for r in rows}
+
+    def _fetch(self, key: tuple[str, str, str, str]) -> tuple[dict[str, Any], int] | None:
+        return self._rows.get(key)
+
+
+def snapshot_rows(engine: Any) -> list[dict[str, Any]]:
+    """Every current tuned-defaults row, JSON-ready, for ``TunedSnapshot``."""
+    from storage.defaults import list_current
+
+    return [{"key": [r.key.trainer, r.key.model, r.key.optimizer, r.key.dataset],
+             "params": dict(r.params), "id": r.id} for r in list_current(engine)]

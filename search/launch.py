@@ -29,6 +29,7 @@ from search.warm_start import check_source, config_to_params, import_trials
 from search.worker import WORKER_ATTR, worker_identity
 from storage import open_optuna_storage, redact, upgrade
 from storage.connections import connection_budget
+from storage.optuna_storage import rdb_storage
 
 __all__ = ["SPEC_ATTR", "LaunchResult", "create_or_join", "launch"]
 
@@ -151,22 +152,29 @@ def _join(spec: StudySpec, storage: optuna.storages.BaseStorage,
 def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = log.info,
            progress: Callable[[str], None] | None = None, progress_every_s: float = 15.0,
            warm_start: str | None = None, promote: bool = True,
-           extra_seeds: int = 2, executor: Any = None) -> LaunchResult:
+           extra_seeds: int = 2, executor: Any = None,
+           worker_storage_url: str | None = None) -> LaunchResult:
     """Run the study to its budget. ``emit`` gets lasting lines (a finished trial, a
-    promotion); ``progress`` gets the status line, which a terminal may redraw in place."""
+    promotion); ``progress`` gets the status line, which a terminal may redraw in place.
+    ``worker_storage_url``: where the workers reach the study, if not at ``storage_url``
+    (``grpc://HOST:PORT``: through ``hpsearch proxy``)."""
     progress = progress or emit
     # Resolve one config up front: a bad dataset path or config fails here, not in N workers.
     objective = Objective(spec)
     objective.entry.check(objective.resolve(representative_params(spec.space), {}).config)
+    ft = spec.fault_tolerance
+    worker_url = worker_storage_url or storage_url
+    behind_proxy = _check_worker_storage(worker_url, ft.heartbeat_interval_s)
     before, after = upgrade(storage_url)  # our tables; idempotent, never touches Optuna's
     if before != after:
         emit(f"hpsearch tables migrated from {before or 'empty'} to {after}")
-    ft = spec.fault_tolerance
     storage = open_optuna_storage(storage_url, heartbeat_interval_s=ft.heartbeat_interval_s,
                                   grace_period_s=ft.grace_period_s, max_retry=ft.max_retries)
     executor = executor or LocalExecutor(spec.workers)
-    for line in connection_budget(storage_url, spec.workers):
+    for line in connection_budget(storage_url, spec.workers, via_proxy=behind_proxy):
         emit(line)
+    if behind_proxy:
+        emit(f"workers reach the study through the gRPC proxy at {worker_url}")
     study, created = create_or_join(spec, storage, storage_url=storage_url,
                                     warm_start=warm_start, emit=emit)
     if warm_start is not None and not created:
@@ -175,6 +183,7 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
     emit(f"{'created' if created else 'joined'} study {spec.name!r} in {redact(storage_url)} "
          f"({len(spec.baselines) if created else 0} baselines queued; budget {spec.n_trials} "
          f"trials, {executor.describe()})")
+    _store_for_proxied_workers(study, spec, rdb_storage(storage).engine)
     seen: set[int] = {t.number for t in study.get_trials(deepcopy=False)
                       if t.state.is_finished()}
     last_line = [0.0]
@@ -202,7 +211,7 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
                         spec.fault_tolerance.max_retries)
 
     start = time.monotonic()
-    report = executor.run(spec.to_dict(), storage_url, on_tick=on_tick,
+    report = executor.run(spec.to_dict(), worker_url, on_tick=on_tick,
                           on_worker_lost=on_worker_lost)
     on_tick(force=True)  # the last finished trials
     for line in report.lost:
@@ -221,6 +230,31 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
         promotion = promote_best_trial(study, spec, storage_url, extra_seeds=extra_seeds,
                                        emit=emit)
     return LaunchResult(study, created, report, p.best, time.monotonic() - start, promotion)
+
+
+def _check_worker_storage(url: str, heartbeat_interval_s: int) -> bool:
+    """Whether workers go through a gRPC proxy; fails now, in one line, if it does not answer
+    or the URL is not a storage URL at all."""
+    from storage.grpc_client import grpc_address, open_grpc_storage
+    from storage.url import parse_url
+
+    if grpc_address(url) is None:
+        parse_url(url)
+        return False
+    open_grpc_storage(url, heartbeat_interval_s=heartbeat_interval_s,
+                      connect_timeout_s=5.0).inner.close()  # type: ignore[attr-defined]
+    return True
+
+
+def _store_for_proxied_workers(study: optuna.Study, spec: StudySpec, engine: Any) -> None:
+    """What a worker behind a gRPC proxy cannot read from SQL, stored on the study at every
+    launch: the trial budget (the proxy enforces it) and the current tuned defaults."""
+    from search.budget import BUDGET_ATTR
+    from search.defaults import TUNED_SNAPSHOT_ATTR, snapshot_rows
+
+    rows = snapshot_rows(engine)
+    study._storage.set_study_system_attr(study._study_id, BUDGET_ATTR, spec.n_trials)
+    study._storage.set_study_system_attr(study._study_id, TUNED_SNAPSHOT_ATTR, rows)
 
 
 def _fail_trials_of(study: optuna.Study, identity: str, reason: str, max_retries: int) -> None:

@@ -8,6 +8,10 @@ parameters. A trial that raises is recorded FAIL with its reason and the worker 
 worker whose trials fail ``max_consecutive_failures`` times in a row gives up with the last
 reason. The worker's storage, lock and tuned-defaults lookups share one pool of at most two
 database connections.
+
+With a ``grpc://`` storage the worker holds no database connection: the gRPC proxy
+(search/grpc_proxy.py) guards the budget and fails stale trials, and tuned defaults come from
+the snapshot the launcher stored on the study.
 """
 
 from __future__ import annotations
@@ -25,14 +29,16 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.budget import budget_left
-from search.defaults import TunedLookup
+from search.defaults import TUNED_SNAPSHOT_ATTR, TunedLookup, TunedSnapshot
 from search.errors import WorkerError
 from search.objective import FAIL_KIND_ATTR, Objective
 from search.samplers import build_pruner, build_sampler
 from search.spec import StudySpec, parse_spec
 from search.stop_rules import stop_reason
 from storage import StudyLock, open_optuna_storage
+from storage.grpc_client import grpc_address, is_budget_spent, open_grpc_storage
 from storage.optuna_storage import rdb_storage
+from storage.own_trials import OwnTrialsStorage
 
 __all__ = ["NODE_ATTR", "WORKER_ATTR", "WorkerSummary", "run_worker", "worker_identity"]
 
@@ -53,6 +59,19 @@ class WorkerSummary:
 
 def worker_identity(pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{pid or os.getpid()}"
+
+
+class _ProxyGuardsTheBudget:
+    """The lock's place behind a gRPC proxy, which creates a trial only within the budget."""
+
+    def acquire(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _others_running(study: optuna.Study) -> bool:
@@ -80,18 +99,36 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
         torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ft = spec.fault_tolerance
-    storage = open_optuna_storage(storage_url, heartbeat_interval_s=ft.heartbeat_interval_s,
-                                  grace_period_s=ft.grace_period_s, max_retry=ft.max_retries)
+    behind_proxy = grpc_address(storage_url) is not None
+    if behind_proxy:
+        storage: Any = open_grpc_storage(storage_url, heartbeat_interval_s=ft.heartbeat_interval_s)
+    else:
+        storage = open_optuna_storage(storage_url, heartbeat_interval_s=ft.heartbeat_interval_s,
+                                      grace_period_s=ft.grace_period_s,
+                                      max_retry=ft.max_retries)
     study = optuna.load_study(study_name=spec.name, storage=storage,
                               sampler=build_sampler(spec.sampler, seed_offset=worker_index),
                               pruner=build_pruner(spec.pruner))
-    engine = rdb_storage(storage).engine
-    lock = StudyLock(storage_url, spec.name, engine=engine)
+    lock: StudyLock | _ProxyGuardsTheBudget
+    tuned: TunedLookup
+    if behind_proxy:
+        lock = _ProxyGuardsTheBudget()
+        snapshot = storage.get_study_system_attrs(study._study_id).get(TUNED_SNAPSHOT_ATTR)
+        if snapshot is None:
+            raise WorkerError(f"study {spec.name!r} has no tuned-defaults snapshot for workers "
+                              "behind a gRPC proxy; start it with hpsearch launch, which "
+                              "stores one")
+        tuned = TunedSnapshot(snapshot)
+    else:
+        engine = rdb_storage(storage).engine
+        lock = StudyLock(storage_url, spec.name, engine=engine)
+        tuned = TunedLookup(storage_url, engine=engine)
     identity = worker_identity()
 
-    # The trial exists (RUNNING) the moment the storage creates or dequeues it: the budget
-    # lock is released there, before Optuna reads the trial back and starts its heartbeat.
-    storage.on_trial_taken = lambda _trial_id: lock.release()
+    if isinstance(storage, OwnTrialsStorage):
+        # The trial exists (RUNNING) the moment the storage creates or dequeues it: the budget
+        # lock is released there, before Optuna reads the trial back and starts its heartbeat.
+        storage.on_trial_taken = lambda _trial_id: lock.release()
 
     def on_trial_start(trial: optuna.Trial) -> dict[str, Any]:
         lock.release()  # already released by the storage; kept for any other storage
@@ -99,7 +136,7 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
                                                              NODE_ATTR: node}
 
     objective = Objective(spec, on_trial_start=on_trial_start,
-                          tuned_lookup=TunedLookup(storage_url, engine=engine))
+                          tuned_lookup=tuned)
     finished: list[FrozenTrial] = []
     consecutive_failures = consecutive_oom = 0
     stopped: str | None = None
@@ -122,8 +159,16 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
                     break
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    study.optimize(objective, n_trials=1, catch=(Exception,),
-                                   callbacks=[lambda _s, t: finished.append(t)])
+                    try:
+                        study.optimize(objective, n_trials=1, catch=(Exception,),
+                                       callbacks=[lambda _s, t: finished.append(t)])
+                    except Exception as exc:
+                        if not is_budget_spent(exc):
+                            raise
+                        # The proxy refused a new trial: another worker took the last slot.
+                        # The next look at the budget decides whether to wait or stop.
+                        log.info("worker %d: %s", worker_index, exc.details())  # type: ignore
+                        continue
             finally:
                 lock.release()
             last = finished[-1] if finished else None

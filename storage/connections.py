@@ -4,8 +4,9 @@ A worker holds at most two (storage/optuna_storage.py); the launcher holds two m
 progress and promotion. On PostgreSQL the launcher compares the total with the server's
 ``max_connections`` minus the connections already open and, when it would not fit, says how to
 get there: PgBouncer in transaction pooling in front of the server (name its port in the
-storage URL; hpsearch's budget lock is transaction-scoped so it works through it), or fewer
-workers per launcher.
+storage URL; hpsearch's budget lock is transaction-scoped so it works through it), Optuna's
+gRPC storage proxy run by ``hpsearch proxy`` (workers given ``grpc://HOST:PORT`` hold no
+database connection), or fewer workers per launcher.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ CONNECTIONS_PER_WORKER = 2
 CONNECTIONS_PER_LAUNCHER = 2
 
 
-def connection_budget(url: str, workers: int) -> list[str]:
+def connection_budget(url: str, workers: int, *, via_proxy: bool = False) -> list[str]:
     """Lines for the launcher to print: the connection count, and a warning with the remedy
-    when the server's limit would be exceeded. Empty for SQLite (no connection limit)."""
+    when the server's limit would be exceeded. Empty for SQLite (no connection limit).
+    ``via_proxy``: the workers go through a gRPC proxy and hold no connection here."""
     if parse_url(url).get_backend_name() != "postgresql":
         return []
-    needed = workers * CONNECTIONS_PER_WORKER + CONNECTIONS_PER_LAUNCHER
+    per_worker = 0 if via_proxy else CONNECTIONS_PER_WORKER
+    needed = workers * per_worker + CONNECTIONS_PER_LAUNCHER
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     try:
         with engine.connect() as conn:
@@ -38,12 +41,16 @@ def connection_budget(url: str, workers: int) -> list[str]:
     finally:
         engine.dispose()
     free = limit - reserved - in_use
-    lines = [f"{workers} workers will hold up to {needed} database connections "
-             f"({CONNECTIONS_PER_WORKER} per worker + {CONNECTIONS_PER_LAUNCHER} for this "
-             f"launcher); the server allows {limit}, {in_use} in use"]
+    who = (f"this launcher will hold up to {needed} database connections ({workers} workers "
+           "through the gRPC proxy hold none)" if via_proxy else
+           f"{workers} workers will hold up to {needed} database connections "
+           f"({CONNECTIONS_PER_WORKER} per worker + {CONNECTIONS_PER_LAUNCHER} for this "
+           "launcher)")
+    lines = [f"{who}; the server allows {limit}, {in_use} in use"]
     if needed > free:
         lines.append(f"warning: that is more than the {free} connections left; put PgBouncer "
                      "(pool_mode = transaction) in front of PostgreSQL and point --storage at "
-                     "its port, or run fewer workers per launcher (Optuna's gRPC storage "
-                     "proxy cannot stand in: the budget lock needs SQL)")
+                     "its port, or run hpsearch proxy next to the database and give the "
+                     "workers --worker-storage grpc://HOST:PORT (Optuna's gRPC storage proxy), "
+                     "or run fewer workers per launcher")
     return lines

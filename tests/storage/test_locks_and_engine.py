@@ -64,7 +64,11 @@ def test_launcher_counts_connections_and_points_past_the_server_limit(pg_url: st
                                                    "launcher); the server allows ")
     too_many = connection_budget(pg_url, 100_000)
     assert len(too_many) == 2 and "PgBouncer (pool_mode = transaction)" in too_many[1]
-    assert "gRPC storage proxy cannot stand in" in too_many[1]
+    assert "hpsearch proxy" in too_many[1] and "--worker-storage grpc://" in too_many[1]
+    proxied = connection_budget(pg_url, 100_000, via_proxy=True)
+    assert len(proxied) == 1 and proxied[0].startswith(
+        "this launcher will hold up to 2 database connections (100000 workers through the "
+        "gRPC proxy hold none)")
     assert connection_budget("sqlite:///x.db", 3) == []
 
 

@@ -1,0 +1,194 @@
+"""``hpsearch proxy``: Optuna's gRPC storage proxy in front of the study database.
+
+Workers given ``grpc://HOST:PORT`` (storage/grpc_client.py) hold no database connection; the
+proxy holds a pool of its own. Optuna's proxy forwards storage calls only, so the proxy's
+storage adds what hpsearch's SQL workers do for themselves:
+
+- the trial budget: a new trial (not one taken from the queue) is created only while the
+  study's finished, running and queued trials number fewer than its budget (``BUDGET_ATTR``,
+  written by the launcher), counted under the study lock the SQL workers take, so gRPC and SQL
+  workers can share one study; past it the call fails with ``BUDGET_SPENT``;
+- heartbeats: a worker's beat arrives as the system attribute ``HEARTBEAT_ATTR`` and is recorded
+  as Optuna's heartbeat instead; a reaper thread fails the trials of the studies this proxy
+  serves whose beat is older than their spec's grace period and re-queues them with the same
+  parameters (Optuna's retry callback, the spec's ``max_retries``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from search.budget import BUDGET_ATTR
+from search.launch import SPEC_ATTR
+from search.spec import FaultTolerance
+from search.warm_start import IMPORTED_ATTR
+from storage.grpc_client import BUDGET_SPENT, HEARTBEAT_ATTR
+from storage.locks import StudyLock
+from storage.optuna_storage import open_optuna_storage, rdb_storage
+from storage.resilient import ResilientStorage
+from storage.stale_trials import stale_trial_ids
+
+__all__ = ["BudgetSpentError", "ProxyStorage", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+class BudgetSpentError(RuntimeError):
+    pass
+
+
+class ProxyStorage(ResilientStorage):
+    """The storage behind the gRPC servicer (see the module docstring)."""
+
+    def __init__(self, inner: BaseStorage, *, url: str, retry_for_s: float = 300.0) -> None:
+        super().__init__(inner, retry_for_s=retry_for_s)
+        self._url = url
+        self._served: set[int] = set()
+        self._served_lock = threading.Lock()
+        self._studies: dict[int, optuna.Study] = {}
+
+    def _serve(self, study_id: int) -> None:
+        with self._served_lock:
+            self._served.add(study_id)
+
+    def served_studies(self) -> list[int]:
+        with self._served_lock:
+            return sorted(self._served)
+
+    # -- the budget --------------------------------------------------------------------------
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        self._serve(study_id)
+        budget = self.get_study_system_attrs(study_id).get(BUDGET_ATTR)
+        if budget is None or (template_trial is not None
+                              and template_trial.state != TrialState.RUNNING):
+            # A queued trial (a baseline, a retry) fills a slot only when it is taken.
+            return int(self._call("create_new_trial", study_id, template_trial))
+        lock = StudyLock(self._url, self.get_study_name_from_id(study_id),
+                         engine=rdb_storage(self).engine)
+        lock.acquire()
+        try:
+            counts = self.count_trials_by_state(study_id, without_user_attr=IMPORTED_ATTR)
+            assert counts is not None
+            taken = sum(counts[s] for s in (TrialState.COMPLETE, TrialState.PRUNED,
+                                            TrialState.RUNNING, TrialState.WAITING))
+            if taken >= int(budget):
+                raise BudgetSpentError(f"{BUDGET_SPENT} ({taken} of {budget} trials finished, "
+                                       "running or queued)")
+            return int(self._call("create_new_trial", study_id, template_trial))
+        finally:
+            lock.release()
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True,
+                       states: Any = None) -> list[FrozenTrial]:
+        self._serve(study_id)  # a worker looking at the queue: its study is served here
+        return list(self._call("get_all_trials", study_id, deepcopy=deepcopy, states=states))
+
+    # -- heartbeats --------------------------------------------------------------------------
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        if key == HEARTBEAT_ATTR:
+            self._call("record_heartbeat", trial_id)
+            return
+        self._call("set_trial_system_attr", trial_id, key, value)
+
+    def reap_stale_trials(self) -> int:
+        """Fail and re-queue the served studies' trials whose heartbeat went stale; how many
+        this call failed."""
+        failed = 0
+        for study_id in self.served_studies():
+            ft = self._fault_tolerance(study_id)
+            for trial_id in stale_trial_ids(rdb_storage(self), study_id, ft.grace_period_s):
+                if not self.set_trial_state_values(trial_id, TrialState.FAIL):
+                    continue  # failed by someone else first
+                failed += 1
+                trial = self.get_trial(trial_id)
+                log.warning("trial %d of study %d: no heartbeat for %d s; failed and re-queued",
+                            trial.number, study_id, ft.grace_period_s)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=ft.max_retries, inherit_intermediate_values=False)
+                retry(self._study(study_id), trial)
+        return failed
+
+    def _fault_tolerance(self, study_id: int) -> FaultTolerance:
+        raw = self.get_study_user_attrs(study_id).get(SPEC_ATTR, {}).get("fault_tolerance", {})
+        defaults = FaultTolerance()
+        return FaultTolerance(grace_period_s=int(raw.get("grace_period_s",
+                                                         defaults.grace_period_s)),
+                              max_retries=int(raw.get("max_retries", defaults.max_retries)))
+
+    def _study(self, study_id: int) -> optuna.Study:
+        if study_id not in self._studies:
+            self._studies[study_id] = optuna.load_study(
+                study_name=self.get_study_name_from_id(study_id), storage=self)
+        return self._studies[study_id]
+
+
+def open_proxy_storage(url: str, *, threads: int) -> ProxyStorage:
+    # Each serving thread may hold one connection, plus the budget lock's and the reaper's.
+    inner = open_optuna_storage(url, pool_size=threads + 2, own_trials=False)
+    return ProxyStorage(inner.inner, url=url)  # type: ignore[abstract]
+
+
+def _grpc_server(storage: ProxyStorage, host: str, port: int, threads: int) -> Any:
+    """Optuna's servicer, except that a refused trial is answered RESOURCE_EXHAUSTED with the
+    reason (not an application error with a server-side traceback per refusal)."""
+    import grpc
+    from optuna.storages._grpc.auto_generated import api_pb2_grpc
+    from optuna.storages._grpc.servicer import OptunaStorageProxyService
+
+    class Servicer(OptunaStorageProxyService):
+        def CreateNewTrial(self, request: Any, context: Any) -> Any:  # gRPC's method name
+            try:
+                return super().CreateNewTrial(request, context)
+            except BudgetSpentError as exc:
+                context.abort(code=grpc.StatusCode.RESOURCE_EXHAUSTED, details=str(exc))
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=threads))
+    api_pb2_grpc.add_StorageServiceServicer_to_server(Servicer(storage), server)
+    server.add_insecure_port(f"{host}:{port}")
+    return server
+
+
+def serve(url: str, *, host: str, port: int, threads: int = 16,
+          reap_every_s: float = 5.0, on_ready: Callable[[], None] = lambda: None,
+          stop: threading.Event | None = None) -> None:
+    """Serve ``url`` on ``host:port`` until ``stop`` is set (or forever); ``on_ready`` runs
+    once it listens."""
+    from search.errors import SpecError
+
+    storage = open_proxy_storage(url, threads=threads)
+    try:
+        server = _grpc_server(storage, host, port, threads)
+    except RuntimeError as exc:  # grpc: the port is taken or the host is not this machine's
+        raise SpecError(f"cannot listen on {host}:{port} ({exc}); pick a free --port or "
+                        "another --host") from None
+    stop = stop or threading.Event()
+
+    def reap() -> None:
+        while not stop.wait(reap_every_s):
+            try:
+                storage.reap_stale_trials()
+            except Exception:  # the next round tries again; a proxy must not die of it
+                log.exception("looking for stale trials failed")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        server.start()
+    reaper = threading.Thread(target=reap, name="hpsearch-reaper", daemon=True)
+    reaper.start()
+    on_ready()
+    try:
+        stop.wait()
+    finally:
+        server.stop(grace=2.0).wait()
+        reaper.join()
