@@ -14,10 +14,14 @@ is timed. Both sides use TPE + Hyperband, 2 worker processes and a fresh Postgre
    more; the difference per trial is hpsearch's own overhead at that size (TPE and Hyperband
    themselves get slower with 10,000 trials on both sides).
 
+With ``--proxy``, also through a gRPC storage proxy (``hpsearch proxy`` in its own process):
+the plain loop's workers use Optuna's ``GrpcStorageProxy`` client, hpsearch's workers
+``--worker-storage grpc://``, both against that one proxy.
+
 Per-trial times come from the trials' own timestamps (first start to last completion over the
 number of trials), so worker start-up is left out on both sides.
 
-    python -m benchmarks.orchestration [--trials 200] [--big 10000] [--extra 40]
+    python -m benchmarks.orchestration [--trials 200] [--big 10000] [--extra 40] [--proxy]
         [--admin-url postgresql+psycopg2://postgres@127.0.0.1:5432/test]
 """
 
@@ -57,16 +61,25 @@ def _spec(name: str, trials: int) -> dict[str, Any]:
     }
 
 
-def _reference_worker(url: str, name: str, n_trials: int, seed: int) -> None:
+def _reference_worker(url: str, name: str, n_trials: int, seed: int,
+                      proxy: tuple[str, int] | None = None) -> None:
+    import warnings
+
     from benchmarks.stub_trainer import Config, train
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=10, reduction_factor=3)
-    # Named like hpsearch's connections, so the connection sampler sees this side too.
-    url = sqlalchemy.make_url(url).update_query_dict(
-        {"application_name": f"{_REFERENCE_APP}:{os.getpid()}"}).render_as_string(
-        hide_password=False)
-    study = optuna.load_study(study_name=name, storage=url,
+    storage: Any
+    if proxy is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.GrpcStorageProxy(host=proxy[0], port=proxy[1])
+    else:
+        # Named like hpsearch's connections, so the connection sampler sees this side too.
+        storage = sqlalchemy.make_url(url).update_query_dict(
+            {"application_name": f"{_REFERENCE_APP}:{os.getpid()}"}).render_as_string(
+            hide_password=False)
+    study = optuna.load_study(study_name=name, storage=storage,
                               sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
 
     class Reporter:
@@ -104,14 +117,14 @@ def per_trial_seconds(url: str, name: str, *, skip: int = 0) -> float:
 
 
 def reference_seconds_per_trial(url: str, trials: int, name: str | None = None,
-                                skip: int = 0) -> float:
+                                skip: int = 0, proxy: tuple[str, int] | None = None) -> float:
     """The plain loop on a new study, or (``name``) on an existing one after its first
-    ``skip`` trials."""
+    ``skip`` trials; its workers through the gRPC ``proxy`` if given."""
     if name is None:
         name = f"reference-{uuid.uuid4().hex[:6]}"
         optuna.create_study(study_name=name, storage=url, direction="maximize")
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_reference_worker, args=(url, name, trials // 2, i))
+    procs = [ctx.Process(target=_reference_worker, args=(url, name, trials // 2, i, proxy))
              for i in range(2)]
     for p in procs:
         p.start()
@@ -154,12 +167,14 @@ class _ConnectionSampler:
                 time.sleep(0.02)
 
 
-def hpsearch_seconds_per_trial(url: str, name: str, trials: int) -> float:
+def hpsearch_seconds_per_trial(url: str, name: str, trials: int,
+                               proxy: tuple[str, int] | None = None) -> float:
     from search.launch import launch
     from search.spec import parse_spec
 
     spec = parse_spec(_spec(name, trials))
-    result = launch(spec, url, promote=False, emit=lambda line: None)
+    result = launch(spec, url, promote=False, emit=lambda line: None,
+                    worker_storage_url=None if proxy is None else f"grpc://{proxy[0]}:{proxy[1]}")
     assert result.execution.trials_run == trials, result.execution
     return per_trial_seconds(url, name)
 
@@ -192,6 +207,34 @@ def fill_study(url: str, name: str, total: int, *, create: bool = False) -> floa
     return time.perf_counter() - start
 
 
+def _compare_through_proxy(url: str, trials: int, repeat: int) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proxy = subprocess.Popen([sys.executable, "-m", "search", "proxy", "--storage", url,
+                              "--port", str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proxy.stdout is not None and "serving" in proxy.stdout.readline()
+        address = ("127.0.0.1", port)
+        refs, ours_runs = [], []
+        for i in range(repeat):
+            refs.append(reference_seconds_per_trial(url, trials, proxy=address))
+            ours_runs.append(hpsearch_seconds_per_trial(url, f"proxied-{i}", trials,
+                                                        proxy=address))
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=30)
+    ref, ours = statistics.median(refs), statistics.median(ours_runs)
+    print(f"through the gRPC proxy: plain optuna loop {1000 * ref:.1f} ms per trial "
+          f"({', '.join(f'{1000 * r:.1f}' for r in refs)}), hpsearch {1000 * ours:.1f} ms "
+          f"({', '.join(f'{1000 * r:.1f}' for r in ours_runs)})  ratio {ours / ref:.2f}x; "
+          "workers hold no database connection")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.orchestration",
                                      description=__doc__,
@@ -200,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big", type=int, default=10_000)
     parser.add_argument("--extra", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--proxy", action="store_true",
+                        help="also compare both sides through a gRPC storage proxy")
     parser.add_argument("--admin-url",
                         default="postgresql+psycopg2://postgres@127.0.0.1:5432/test")
     args = parser.parse_args(argv)
@@ -234,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
               "(goal <= 1.1)")
         print(f"connections per worker:    at most {most} at once (goal <= 2; the plain "
               f"loop's workers: {ref_most})")
+        if args.proxy:
+            _compare_through_proxy(url, args.trials, args.repeat)
         if args.big <= 0:
             return 0
         filled = fill_study(url, "hpsearch-0", args.big)

@@ -112,3 +112,12 @@ def running_trial_past_epoch(url: str, study: str, *, epoch: int, timeout_s: flo
                 return t
         time.sleep(0.2)
     raise AssertionError(f"no trial of {study!r} reached epoch {epoch} in {timeout_s} s")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,13 +16,9 @@ from pathlib import Path
 import optuna
 import pytest
 
+from tests.conftest import free_port
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> dict:
@@ -43,7 +38,7 @@ def dashboard(pg_url: str) -> Iterator[tuple[str, str]]:
         trial.set_user_attr("stop_reason", "completed")
         study.tell(trial, x * 3)
         del lr
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "search", "dashboard", "--storage", pg_url,
                              "--port", str(port)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

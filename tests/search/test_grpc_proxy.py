@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,22 +26,16 @@ from search.grpc_proxy import BudgetSpentError, open_proxy_storage, serve
 from search.launch import SPEC_ATTR
 from storage.grpc_client import is_budget_spent, open_grpc_storage
 from storage.resilient import is_connection_error
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, free_port
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]  # the stub trainer lives in benchmarks/
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def proxy_in_thread(sqlite_url: str) -> Iterator[str]:
     """``serve`` on a free port in this process (reaping every 0.2 s); its grpc:// URL."""
-    port, stop, ready = _free_port(), threading.Event(), threading.Event()
+    port, stop, ready = free_port(), threading.Event(), threading.Event()
     thread = threading.Thread(target=serve, args=(sqlite_url,), daemon=True, kwargs={
         "host": "127.0.0.1", "port": port, "threads": 4, "reap_every_s": 0.2,
         "on_ready": ready.set, "stop": stop})
@@ -111,7 +104,7 @@ def test_an_unreachable_proxy_is_a_retried_connection_error_and_one_line_for_use
         capsys: pytest.CaptureFixture[str]) -> None:
     from optuna.storages import GrpcStorageProxy
 
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     with pytest.raises(Exception) as lost:
         GrpcStorageProxy(host="127.0.0.1", port=port).get_all_studies()
     assert is_connection_error(lost.value) and not is_budget_spent(lost.value)
@@ -166,7 +159,7 @@ def test_launch_and_a_plain_worker_through_the_proxy(
 @pytest.mark.slow
 def test_four_workers_through_the_proxy_run_the_budget_without_database_connections(
         pg_url: str, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proxy = subprocess.Popen([str(BIN / "hpsearch"), "proxy", "--storage", pg_url, "--port",
                               str(port), "--threads", "4"], stdout=subprocess.PIPE,

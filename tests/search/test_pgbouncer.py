@@ -24,19 +24,13 @@ import sqlalchemy
 import yaml
 from optuna.trial import TrialState
 
-from tests.conftest import PG_ADMIN_URL, _postgres_required
+from tests.conftest import PG_ADMIN_URL, _postgres_required, free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]  # the stub trainer lives in benchmarks/
 SERVER_POOL = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -50,7 +44,7 @@ def pgbouncer_url(pg_url: str) -> Iterator[str]:
             pytest.fail(message + "; .ci/run installs it")
         pytest.skip(message)
     database = sqlalchemy.make_url(pg_url).database
-    port = _free_port()
+    port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="hpsearch-pgbouncer-"))
     workdir.chmod(0o777)  # PgBouncer refuses to run as root: it runs as postgres below
     (workdir / "users.txt").write_text('"postgres" ""\n')

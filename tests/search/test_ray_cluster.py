@@ -8,7 +8,6 @@ import datetime
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,23 +19,17 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tests.conftest import TINY_SPEC, _postgres_required, running_trial_past_epoch
+from tests.conftest import TINY_SPEC, _postgres_required, free_port, running_trial_past_epoch
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 BIN = Path(sys.executable).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A head node and a second node, one CPU each, torn down after the module."""
-    port = _free_port()
+    port = free_port()
     address = f"127.0.0.1:{port}"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--num-cpus", "1", "--disable-usage-stats"]
