@@ -11,7 +11,9 @@ storage adds what hpsearch's SQL workers do for themselves:
 - heartbeats: a worker's beat arrives as the system attribute ``HEARTBEAT_ATTR`` and is recorded
   as Optuna's heartbeat instead; a reaper thread fails the trials of the studies this proxy
   serves whose beat is older than their spec's grace period and re-queues them with the same
-  parameters (Optuna's retry callback, the spec's ``max_retries``).
+  parameters (Optuna's retry callback, the spec's ``max_retries``);
+- a trial's record: ``USER_ATTRS_ATTR`` carries several user attributes, written in one
+  statement; and a worker asking for ``HANDSHAKE_STUDY`` learns it talks to hpsearch's proxy.
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ from search.budget import BUDGET_ATTR
 from search.launch import SPEC_ATTR
 from search.spec import FaultTolerance
 from search.warm_start import IMPORTED_ATTR
-from storage.grpc_client import BUDGET_SPENT, HEARTBEAT_ATTR
+from storage.grpc_client import (
+    BUDGET_SPENT,
+    HANDSHAKE_STUDY,
+    HEARTBEAT_ATTR,
+    PROXY_MARK,
+    USER_ATTRS_ATTR,
+)
 from storage.locks import StudyLock
 from storage.optuna_storage import open_optuna_storage, rdb_storage
 from storage.resilient import ResilientStorage
@@ -55,6 +63,7 @@ class ProxyStorage(ResilientStorage):
         self._served: set[int] = set()
         self._served_lock = threading.Lock()
         self._studies: dict[int, optuna.Study] = {}
+        self._names: dict[int, str] = {}
 
     def _serve(self, study_id: int) -> None:
         with self._served_lock:
@@ -96,8 +105,20 @@ class ProxyStorage(ResilientStorage):
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
         if key == HEARTBEAT_ATTR:
             self._call("record_heartbeat", trial_id)
-            return
-        self._call("set_trial_system_attr", trial_id, key, value)
+        elif key == USER_ATTRS_ATTR:
+            self.set_trial_user_attrs(trial_id, dict(value))
+        else:
+            self._call("set_trial_system_attr", trial_id, key, value)
+
+    def get_study_id_from_name(self, study_name: str) -> int:
+        if study_name == HANDSHAKE_STUDY:  # a worker checking who it talks to
+            raise KeyError(f"{PROXY_MARK}: {HANDSHAKE_STUDY} is not a study")
+        return int(self._call("get_study_id_from_name", study_name))
+
+    def get_study_name_from_id(self, study_id: int) -> str:
+        if study_id not in self._names:  # names never change; asked at every new trial
+            self._names[study_id] = str(self._call("get_study_name_from_id", study_id))
+        return self._names[study_id]
 
     def reap_stale_trials(self) -> int:
         """Fail and re-queue the served studies' trials whose heartbeat went stale; how many

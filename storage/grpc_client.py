@@ -9,7 +9,13 @@ only the storage API, so what hpsearch adds on top of SQL is carried by that API
   trials whose beat went stale (the client reports none stale: it cannot see the table);
 - the trial budget: the proxy refuses a new trial past the study's budget, under the same
   database lock the SQL workers take, with an error carrying ``BUDGET_SPENT``;
+- a trial's user attributes written together (the record of a trial): one call carrying them
+  all as the system attribute ``USER_ATTRS_ATTR``, which the proxy writes as user attributes
+  in one statement, instead of one call per key;
 - a proxy that restarts or is briefly unreachable: calls are retried (storage/resilient.py).
+
+Since those conventions mean nothing to Optuna's own proxy server, the client first checks
+that it talks to ``hpsearch proxy`` (``HANDSHAKE_STUDY``).
 """
 
 from __future__ import annotations
@@ -27,11 +33,15 @@ from optuna.trial import FrozenTrial
 from storage.errors import StorageError
 from storage.resilient import ResilientStorage
 
-__all__ = ["BUDGET_SPENT", "HEARTBEAT_ATTR", "grpc_address", "is_budget_spent",
-           "open_grpc_storage"]
+__all__ = ["BUDGET_SPENT", "HANDSHAKE_STUDY", "HEARTBEAT_ATTR", "PROXY_MARK", "USER_ATTRS_ATTR",
+           "grpc_address", "is_budget_spent", "open_grpc_storage"]
 
 HEARTBEAT_ATTR = "hps_heartbeat"
+USER_ATTRS_ATTR = "hps_user_attrs"
 BUDGET_SPENT = "hpsearch: the study's trial budget is spent"
+# Asking for this study, an hpsearch proxy answers "not found" with PROXY_MARK in the details.
+HANDSHAKE_STUDY = "hpsearch:proxy-handshake"
+PROXY_MARK = "hpsearch proxy"
 
 
 def grpc_address(url: str) -> tuple[str, int] | None:
@@ -74,6 +84,9 @@ def open_grpc_storage(url: str, *, heartbeat_interval_s: int, retry_for_s: float
         def _get_stale_trial_ids(self, study_id: int) -> list[int]:
             return []  # the proxy fails stale trials; the heartbeat table is not visible here
 
+        def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+            self.set_trial_system_attr(trial_id, USER_ATTRS_ATTR, attrs)
+
         def get_heartbeat_interval(self) -> int | None:
             return heartbeat_interval_s
 
@@ -95,4 +108,16 @@ def open_grpc_storage(url: str, *, heartbeat_interval_s: int, retry_for_s: float
                            f"{connect_timeout_s:.0f} s; start one next to the database with "
                            "hpsearch proxy --storage DATABASE_URL --port "
                            f"{port}") from None
+    try:
+        proxy.get_study_id_from_name(HANDSHAKE_STUDY)
+        answer = ""
+    except KeyError as exc:
+        details = getattr(exc.__cause__, "details", None)
+        answer = (details() if callable(details) else "") or ""
+    if PROXY_MARK not in answer:
+        proxy.close()
+        raise StorageError(f"{url} is a gRPC storage proxy but not hpsearch's (Optuna's own "
+                           "server?); hpsearch workers need hpsearch proxy --storage "
+                           "DATABASE_URL, which enforces the trial budget and recovers the "
+                           "trials of dead workers")
     return ResilientStorage(proxy, retry_for_s=retry_for_s)  # type: ignore[abstract]

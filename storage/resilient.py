@@ -84,6 +84,9 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
         rdb = _rdb_of(self._inner)
         if not attrs:
             return
+        if hasattr(self._inner, "set_trial_user_attrs"):  # the gRPC client: one call
+            self._call("set_trial_user_attrs", trial_id, attrs)
+            return
         if rdb is None or not _has_upsert(rdb.engine.name):
             for key, value in attrs.items():
                 self._call("set_trial_user_attr", trial_id, key, value)

@@ -123,6 +123,23 @@ def test_an_unreachable_proxy_is_a_retried_connection_error_and_one_line_for_use
     assert "serves workers only" in capsys.readouterr().err
 
 
+def test_workers_refuse_optuna_s_own_proxy_server(sqlite_url: str) -> None:
+    """Optuna's server would store heartbeats and batched attributes as plain attributes and
+    enforce no budget: a worker must not run behind it, and says so."""
+    from optuna.storages._grpc.server import make_server
+
+    from storage import StorageError
+
+    port = free_port()
+    server = make_server(optuna.storages.RDBStorage(sqlite_url), "127.0.0.1", port)
+    server.start()
+    try:
+        with pytest.raises(StorageError, match="not hpsearch's .* hpsearch proxy --storage"):
+            open_grpc_storage(f"grpc://127.0.0.1:{port}", heartbeat_interval_s=1)
+    finally:
+        server.stop(grace=None)
+
+
 STUB_SPEC: dict[str, Any] = {
     "trainer": "benchmarks.stub_trainer",
     "objective": {"metric": "best_val_acc", "direction": "maximize", "report": "val_acc"},
@@ -213,6 +230,9 @@ def test_four_workers_through_the_proxy_run_the_budget_without_database_connecti
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     workers = {t.user_attrs["worker"] for t in trials}
     assert len(workers) >= 2
+    # The record arrived as user attributes, written in one call each time.
+    assert all("config" in t.user_attrs and "code_version" in t.user_attrs for t in trials)
+    assert not any({"hps_user_attrs", "hps_heartbeat"} & set(t.system_attrs) for t in trials)
     # Every trial beat through the proxy into Optuna's heartbeat table.
     engine = sqlalchemy.create_engine(pg_url, poolclass=sqlalchemy.pool.NullPool)
     with engine.connect() as conn:
