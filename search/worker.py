@@ -144,8 +144,10 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
         while True:
             lock.acquire()
             try:
-                if not budget_left(study, spec.n_trials) and not _budget_left_after_stale(
-                        study, spec.n_trials):
+                # Behind a proxy the proxy is the budget's judge (a refused trial below);
+                # asking here as well would cost a read of the study per trial.
+                if not behind_proxy and not budget_left(study, spec.n_trials) \
+                        and not _budget_left_after_stale(study, spec.n_trials):
                     if not _others_running(study):
                         break
                     # Trials still running elsewhere may belong to a dead worker: stay until
@@ -165,9 +167,14 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
                     except Exception as exc:
                         if not is_budget_spent(exc):
                             raise
-                        # The proxy refused a new trial: another worker took the last slot.
-                        # The next look at the budget decides whether to wait or stop.
+                        # The proxy refused a new trial: the budget is spent. Trials still
+                        # running may belong to a dead worker; the proxy re-queues those, and
+                        # a queued trial is taken past the budget: wait while any runs.
                         log.info("worker %d: %s", worker_index, exc.details())  # type: ignore
+                        if not _others_running(study):
+                            break
+                        lock.release()
+                        time.sleep(min(1.0, ft.heartbeat_interval_s))
                         continue
             finally:
                 lock.release()
