@@ -25,7 +25,7 @@ def compose() -> dict[str, Any]:
 
 def test_every_role_is_a_service(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {"postgres", "db-upgrade", "ray-head", "ray-worker",
-                                        "dashboard", "launcher"}
+                                        "dashboard", "launcher", "storage-proxy"}
     assert {"pgdata", "checkpoints"} <= set(compose["volumes"])
 
 
@@ -36,6 +36,16 @@ def test_postgres_has_a_volume_and_a_healthcheck(compose: dict[str, Any]) -> Non
     assert "pg_isready" in " ".join(check["test"]) and check["retries"] >= 3
     head = compose["services"]["ray-head"]
     assert "ray" in head["healthcheck"]["test"] and "status" in head["healthcheck"]["test"]
+
+
+def test_the_storage_proxy_is_opt_in_and_checked(compose: dict[str, Any]) -> None:
+    proxy = compose["services"]["storage-proxy"]
+    assert proxy["profiles"] == ["proxy"]
+    assert proxy["command"][:2] == ["hpsearch", "proxy"]
+    port = proxy["command"][proxy["command"].index("--port") + 1]
+    assert proxy["ports"][0].startswith(f"{port}:{port}")
+    assert f"127.0.0.1:{port}" in " ".join(proxy["healthcheck"]["test"])
+    assert proxy["depends_on"]["db-upgrade"]["condition"] == "service_completed_successfully"
 
 
 def test_services_start_in_order(compose: dict[str, Any]) -> None:
