@@ -18,6 +18,7 @@ trial that fails by itself (an exception in training) keeps them, for a look aft
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
@@ -81,10 +82,12 @@ class TrialCheckpoints:
         self.first = _first_attempt(trial)
         self.store = artifact_store
         name = f"trial-{self.first}"
+        self._temporary_prefix: str | None = None
         if checkpoint_dir is not None:
             self.directory = Path(checkpoint_dir).expanduser() / study_name / name
         else:
-            self.directory = Path(tempfile.mkdtemp(prefix=f"hpsearch-{study_name}-{name}-"))
+            self._temporary_prefix = f"hpsearch-{study_name}-{name}-"
+            self.directory = Path(tempfile.mkdtemp(prefix=self._temporary_prefix))
         self._uploaded: tuple[int, int] | None = None  # (mtime_ns, size) of the last upload
         self._artifact_id: str | None = None
 
@@ -138,8 +141,14 @@ class TrialCheckpoints:
             self._remove(previous)
 
     def finished(self) -> None:
-        """The trial ended normally: no retry will need its checkpoints."""
+        """The trial ended normally: no retry will need its checkpoints. Temporary directories
+        that killed attempts of this trial left on this machine go too."""
         shutil.rmtree(self.directory, ignore_errors=True)
+        if self._temporary_prefix is not None and self.is_retry:
+            pattern = os.path.join(glob.escape(tempfile.gettempdir()),
+                                   glob.escape(self._temporary_prefix) + "*")
+            for leftover in glob.glob(pattern):
+                shutil.rmtree(leftover, ignore_errors=True)
         if self.store is None:
             return
         # Only a retry has earlier attempts whose uploads are left: a first attempt's own

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -113,6 +114,9 @@ def test_a_killed_worker_s_trial_resumes_from_the_artifact_store(
     try:
         victim = running_trial_past_epoch(sqlite_url, spec["name"], epoch=2, timeout_s=120,
                                           with_user_attr=ARTIFACT_ATTR)
+        local = Path(tempfile.gettempdir()).glob(f"hpsearch-{spec['name']}-trial-"
+                                                 f"{victim.number}-*")
+        assert list(local), "the attempt checkpoints into a temporary directory"
         os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
         out, _ = launcher.communicate(timeout=240)
     finally:
@@ -125,3 +129,5 @@ def test_a_killed_worker_s_trial_resumes_from_the_artifact_store(
     assert retries[0].user_attrs["resumed_from_epoch"] >= 2  # from the store, not scratch
     assert retries[0].user_attrs["retry_of"] == victim.number
     assert list((tmp_path / "store").iterdir()) == []  # finished: uploads removed
+    # ...and the killed attempt's temporary directory on this machine, by the retry
+    assert not list(Path(tempfile.gettempdir()).glob(f"hpsearch-{spec['name']}-trial-*"))

@@ -134,7 +134,7 @@ def test_workers_refuse_optuna_s_own_proxy_server(sqlite_url: str) -> None:
     server = make_server(optuna.storages.RDBStorage(sqlite_url), "127.0.0.1", port)
     server.start()
     try:
-        with pytest.raises(StorageError, match="not hpsearch's .* hpsearch proxy --storage"):
+        with pytest.raises(StorageError, match=r"not hpsearch's .* hpsearch proxy --storage"):
             open_grpc_storage(f"grpc://127.0.0.1:{port}", heartbeat_interval_s=1)
     finally:
         server.stop(grace=None)
