@@ -115,6 +115,16 @@ class ProxyStorage(ResilientStorage):
             raise KeyError(f"{PROXY_MARK}: {HANDSHAKE_STUDY} is not a study")
         return int(self._call("get_study_id_from_name", study_name))
 
+    def delete_study(self, study_id: int) -> None:
+        self._call("delete_study", study_id)
+        self._forget(study_id)  # SQLite may hand its id to the next study
+
+    def _forget(self, study_id: int) -> None:
+        with self._served_lock:
+            self._served.discard(study_id)
+        self._names.pop(study_id, None)
+        self._studies.pop(study_id, None)
+
     def get_study_name_from_id(self, study_id: int) -> str:
         if study_id not in self._names:  # names never change; asked at every new trial
             self._names[study_id] = str(self._call("get_study_name_from_id", study_id))
@@ -125,7 +135,11 @@ class ProxyStorage(ResilientStorage):
         this call failed."""
         failed = 0
         for study_id in self.served_studies():
-            ft = self._fault_tolerance(study_id)
+            try:
+                ft = self._fault_tolerance(study_id)
+            except KeyError:  # deleted meanwhile
+                self._forget(study_id)
+                continue
             for trial_id in stale_trial_ids(rdb_storage(self), study_id, ft.grace_period_s):
                 if not self.set_trial_state_values(trial_id, TrialState.FAIL):
                     continue  # failed by someone else first

@@ -97,6 +97,9 @@ def test_a_trial_that_keeps_beating_is_left_running(sqlite_url: str) -> None:
     storage.set_study_system_attr(study._study_id, BUDGET_ATTR, 1)
     with pytest.raises(BudgetSpentError, match="1 of 1 trials"):
         study.ask()
+    # A study deleted behind the proxy's back is dropped from what it watches, quietly.
+    optuna.delete_study(study_name="alive", storage=sqlite_url)
+    assert storage.reap_stale_trials() == 0 and storage.served_studies() == []
 
 
 def test_an_unreachable_proxy_is_a_retried_connection_error_and_one_line_for_users(
