@@ -161,8 +161,7 @@ class TunedLookup:
                  ) -> tuple[dict[str, Any], int] | None:
         if self._url is None:
             return None
-        key = defaults_key(entry.name, entry.build_config(
-            {k: v for k, v in explicit.items() if k in entry.key_fields}))
+        key = _lookup_key(entry, explicit)
         if key not in self._cache:
             self._cache[key] = self._fetch(key)
         return self._cache[key]
@@ -173,7 +172,7 @@ class TunedLookup:
         from storage.engine import make_engine
 
         if self._engine is None:
-            assert self._url is not None
+            assert self._url is not None  # __call__ answers None without a URL
             self._engine = make_engine(self._url)
         try:
             row = current_default(self._engine, DefaultsKey(*key))
@@ -185,16 +184,22 @@ class TunedLookup:
         return None if row is None else (dict(row.params), row.id)
 
 
+def _lookup_key(entry: TrainerEntry, explicit: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    return defaults_key(entry.name, entry.build_config(
+        {k: v for k, v in explicit.items() if k in entry.key_fields}))
+
+
 class TunedSnapshot(TunedLookup):
     """The tuned defaults as the launcher read them (``snapshot_rows``), for workers with no
     SQL connection (a ``grpc://`` storage): the same answers as ``TunedLookup`` at launch."""
 
     def __init__(self, rows: list[Mapping[str, Any]]) -> None:
-        super().__init__("snapshot")
+        super().__init__(None)
         self._rows = {tuple(r["key"]): (dict(r["params"]), int(r["id"])) for r in rows}
 
-    def _fetch(self, key: tuple[str, str, str, str]) -> tuple[dict[str, Any], int] | None:
-        return self._rows.get(key)
+    def __call__(self, entry: TrainerEntry, explicit: Mapping[str, Any]
+                 ) -> tuple[dict[str, Any], int] | None:
+        return self._rows.get(_lookup_key(entry, explicit))
 
 
 def snapshot_rows(engine: Any) -> list[dict[str, Any]]:

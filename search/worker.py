@@ -78,6 +78,18 @@ def _others_running(study: optuna.Study) -> bool:
     return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
+def _stay_for_others(study: optuna.Study, lock: StudyLock | _ProxyGuardsTheBudget,
+                     heartbeat_interval_s: int) -> bool:
+    """The budget is spent: whether to stay (after a moment's wait, lock released). Trials still
+    running elsewhere may belong to a dead worker; a worker stays until each finishes or goes
+    stale and comes back as a retry to run here."""
+    if not _others_running(study):
+        return False
+    lock.release()
+    time.sleep(min(1.0, heartbeat_interval_s))
+    return True
+
+
 def _budget_left_after_stale(study: optuna.Study, n_trials: int) -> bool:
     """Fail trials whose worker died (their heartbeat went stale) and re-queue them, then look
     at the budget again: a dead worker's RUNNING trial may be what holds the last slot. (With
@@ -148,12 +160,8 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
                 # asking here as well would cost a read of the study per trial.
                 if not behind_proxy and not budget_left(study, spec.n_trials) \
                         and not _budget_left_after_stale(study, spec.n_trials):
-                    if not _others_running(study):
+                    if not _stay_for_others(study, lock, ft.heartbeat_interval_s):
                         break
-                    # Trials still running elsewhere may belong to a dead worker: stay until
-                    # each finishes or goes stale and comes back as a retry to run here.
-                    lock.release()
-                    time.sleep(min(1.0, ft.heartbeat_interval_s))
                     continue
                 stopped = stop_reason(study, spec)
                 if stopped is not None:
@@ -167,14 +175,11 @@ def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: 
                     except Exception as exc:
                         if not is_budget_spent(exc):
                             raise
-                        # The proxy refused a new trial: the budget is spent. Trials still
-                        # running may belong to a dead worker; the proxy re-queues those, and
-                        # a queued trial is taken past the budget: wait while any runs.
-                        log.info("worker %d: %s", worker_index, exc.details())  # type: ignore
-                        if not _others_running(study):
+                        # The proxy refused a new trial: the budget is spent (it re-queues a
+                        # dead worker's trial, and a queued trial is taken past the budget).
+                        log.info("worker %d: the proxy says the budget is spent", worker_index)
+                        if not _stay_for_others(study, lock, ft.heartbeat_interval_s):
                             break
-                        lock.release()
-                        time.sleep(min(1.0, ft.heartbeat_interval_s))
                         continue
             finally:
                 lock.release()

@@ -84,7 +84,7 @@ def test_a_silent_trial_is_failed_and_requeued_by_the_proxy(sqlite_url: str,
     assert "hps_heartbeat" not in trials[0].system_attrs  # recorded as Optuna's heartbeat
 
 
-def test_a_trial_that_keeps_beating_is_left_running(sqlite_url: str) -> None:
+def test_a_trial_is_reaped_only_once_it_stops_beating(sqlite_url: str) -> None:
     storage = open_proxy_storage(sqlite_url, threads=2)
     study = optuna.create_study(study_name="alive", storage=storage)
     study.set_user_attr(SPEC_ATTR, {"fault_tolerance": {"grace_period_s": 1}})
@@ -92,9 +92,13 @@ def test_a_trial_that_keeps_beating_is_left_running(sqlite_url: str) -> None:
     storage.set_trial_system_attr(trial._trial_id, "hps_heartbeat", time.time())
     time.sleep(2.2)
     storage.set_trial_system_attr(trial._trial_id, "hps_heartbeat", time.time())
-    assert storage.reap_stale_trials() == 0
+    assert storage.reap_stale_trials() == 0  # the second beat kept it alive...
     assert study.get_trials()[0].state == TrialState.RUNNING
+    time.sleep(2.2)
+    assert storage.reap_stale_trials() == 1  # ...and without it, the trial goes
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.WAITING]
     storage.set_study_system_attr(study._study_id, BUDGET_ATTR, 1)
+    assert study.ask().number == 1  # the re-queued retry is taken: the one slot
     with pytest.raises(BudgetSpentError, match="1 of 1 trials"):
         study.ask()
     # A study deleted behind the proxy's back is dropped from what it watches, quietly.
