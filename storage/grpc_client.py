@@ -1,7 +1,7 @@
 """Workers that reach the study through Optuna's gRPC storage proxy (``grpc://HOST:PORT``).
 
 A study with thousands of workers would need thousands of database connections; behind
-``hpsearch proxy`` (search/grpc_proxy.py) they share the proxy's few. Optuna's client speaks
+``hpsearch proxy`` (storage/grpc_proxy.py) they share the proxy's few. Optuna's client speaks
 only the storage API, so what hpsearch adds on top of SQL is carried by that API:
 
 - heartbeats: the client is a heartbeat storage whose beat is a trial system attribute

@@ -1,7 +1,7 @@
 """Running trials whose heartbeat went stale, with the grace period given per call.
 
 Optuna's ``RDBStorage`` answers this with the one grace period it was opened with. The gRPC
-proxy (search/grpc_proxy.py) serves many studies, each with the grace period of its own spec,
+proxy (storage/grpc_proxy.py) serves many studies, each with the grace period of its own spec,
 so it asks here: one statement, the database's clock on both sides of the comparison.
 """
 

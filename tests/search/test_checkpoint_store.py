@@ -19,9 +19,10 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from search.checkpoint_store import ARTIFACT_ATTR, TrialCheckpoints, open_artifact_store
-from search.cli import main
+from search.cli.main import main
 from search.errors import SpecError
+from search.trial.checkpoints import TrialCheckpoints, open_artifact_store
+from storage.attrs import ARTIFACT_ATTR
 from tests.conftest import running_trial_past_epoch
 
 BIN = Path(sys.executable).parent

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from search.cli import main
-from search.launch import _fail_trials_of
+from search.cli.main import main
+from search.run.launch import _fail_trials_of
 
 
 def _spec_file(tmp_path: Path, spec: dict[str, Any]) -> str:

@@ -103,7 +103,7 @@ def test_binding_beyond_localhost_warns_that_there_is_no_authentication(
         sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import optuna_dashboard
 
-    from search.dashboard import serve
+    from search.report.dashboard import serve
 
     served: list[tuple[str, int]] = []
     # Record instead of serving forever; the real server runs in the tests above.

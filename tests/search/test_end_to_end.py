@@ -11,9 +11,9 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from search.cli import main
-from search.space import baseline_to_optuna_params
-from search.spec import parse_spec
+from search.cli.main import main
+from search.spec.space import baseline_to_optuna_params
+from search.spec.study_spec import parse_spec
 
 
 def _run_study(spec_dict: dict[str, Any], url: str, tmp_path: Path,

@@ -20,11 +20,10 @@ import yaml
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from search.budget import BUDGET_ATTR
-from search.cli import main
-from search.grpc_proxy import BudgetSpentError, open_proxy_storage, serve
-from search.launch import SPEC_ATTR
+from search.cli.main import main
+from storage.attrs import BUDGET_ATTR, RECOVERY_ATTR, SPEC_ATTR
 from storage.grpc_client import is_budget_spent, open_grpc_storage
+from storage.grpc_proxy import BudgetSpentError, open_proxy_storage, serve
 from storage.resilient import is_connection_error
 from tests.conftest import PG_ADMIN_URL, free_port
 
@@ -69,7 +68,7 @@ def test_a_silent_trial_is_failed_and_requeued_by_the_proxy(sqlite_url: str,
                                                            proxy_in_thread: str) -> None:
     client = open_grpc_storage(proxy_in_thread, heartbeat_interval_s=1)
     study = optuna.create_study(study_name="silent", storage=client)
-    study.set_user_attr(SPEC_ATTR, {"fault_tolerance": {"grace_period_s": 1, "max_retries": 2}})
+    study.set_user_attr(RECOVERY_ATTR, {"grace_period_s": 1, "max_retries": 2})
     trial = study.ask({"lr": FloatDistribution(1e-3, 1.0, log=True)})
     lr = trial.params["lr"]
     client.record_heartbeat(trial._trial_id)  # one beat through gRPC, then the worker "dies"
@@ -87,7 +86,7 @@ def test_a_silent_trial_is_failed_and_requeued_by_the_proxy(sqlite_url: str,
 def test_a_trial_is_reaped_only_once_it_stops_beating(sqlite_url: str) -> None:
     storage = open_proxy_storage(sqlite_url, threads=2)
     study = optuna.create_study(study_name="alive", storage=storage)
-    study.set_user_attr(SPEC_ATTR, {"fault_tolerance": {"grace_period_s": 1}})
+    study.set_user_attr(RECOVERY_ATTR, {"grace_period_s": 1})
     trial = study.ask()
     storage.set_trial_system_attr(trial._trial_id, "hps_heartbeat", time.time())
     time.sleep(2.2)

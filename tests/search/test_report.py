@@ -10,10 +10,10 @@ import pytest
 import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from search.analysis import next_round, optimization_notes, overfitting_notes
-from search.cli import main
-from search.launch import SPEC_ATTR
-from search.spec import parse_spec
+from search.cli.main import main
+from search.report.analysis import next_round, optimization_notes, overfitting_notes
+from search.spec.study_spec import parse_spec
+from storage.attrs import SPEC_ATTR
 
 SPEC: dict[str, Any] = {
     "name": "round2", "trainer": "cifar",

@@ -5,9 +5,14 @@ from typing import Any
 import optuna
 import pytest
 
-from search.objective import Objective
-from search.space import baseline_to_optuna_params, milestone_epochs, suggest, to_config_changes
-from search.spec import parse_spec
+from search.spec.space import (
+    baseline_to_optuna_params,
+    milestone_epochs,
+    suggest,
+    to_config_changes,
+)
+from search.spec.study_spec import parse_spec
+from search.trial.objective import Objective
 
 
 def test_milestone_fractions_become_sorted_distinct_epochs() -> None:
@@ -46,8 +51,8 @@ def test_baseline_overrides_apply_between_spec_config_and_params(
 
 
 def test_one_conversion_serves_baselines_and_stored_configs(tiny_spec: dict[str, Any]) -> None:
-    from search.space import OutsideSpace, to_optuna_params
-    from search.warm_start import config_to_params
+    from search.run.warm_start import config_to_params
+    from search.spec.space import OutsideSpace, to_optuna_params
 
     spec = parse_spec(tiny_spec)
     values = {"lr": 0.1, "gamma": 0.2, "weight_decay": 1e-4, "batch_size": 32,

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from search.errors import SpecError
-from search.space import baseline_to_optuna_params
-from search.spec import load_spec, parse_spec
+from search.spec.space import baseline_to_optuna_params
+from search.spec.study_spec import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,8 +120,8 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
 
 
 def test_keras_recipe_example_resolves_to_the_recipe() -> None:
-    from search.objective import Objective
-    from search.space import to_config_changes
+    from search.spec.space import to_config_changes
+    from search.trial.objective import Objective
 
     spec = load_spec(ROOT / "examples" / "keras_recipe.yaml")
     recipe, before = spec.baselines

@@ -15,12 +15,12 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from search.cli import main
-from search.defaults import resolve_config
-from search.launch import create_or_join
-from search.registry_files import load_config_file
-from search.spec import parse_spec
-from search.trainer_registry import get_trainer
+from search.cli.main import main
+from search.run.launch import create_or_join
+from search.spec.study_spec import parse_spec
+from search.spec.trainers import get_trainer
+from search.tuning.registry_files import load_config_file
+from search.tuning.resolve import resolve_config
 from storage import open_optuna_storage, registry
 from storage.defaults import DefaultsKey, current_default
 from storage.engine import make_engine
@@ -162,7 +162,7 @@ def test_a_new_study_queues_the_tuned_default_and_can_import_an_earlier_round(
     old = optuna.load_study(study_name=old_spec["name"], storage=sqlite_url)
     assert len(imported) == len(old.trials)
     assert {t.value for t in imported} == {t.value for t in old.trials}
-    from search.budget import budget_left
+    from search.run.budget import budget_left
 
     assert budget_left(study, 3)  # imported history does not use the new budget
 

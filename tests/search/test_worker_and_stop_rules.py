@@ -14,14 +14,15 @@ import torch
 import yaml
 from optuna.trial import TrialState
 
-from search.cli import main
+from search.cli.main import main
 from search.errors import SpecError
-from search.launch import create_or_join
-from search.spec import parse_spec
-from search.stop_rules import CREATED_AT_ATTR, stop_reason
-from search.trainer_registry import TrainerEntry
-from search.worker import run_worker
+from search.run.launch import create_or_join
+from search.run.stop_rules import stop_reason
+from search.run.worker import run_worker
+from search.spec.study_spec import parse_spec
+from search.spec.trainers import TrainerEntry
 from storage import open_optuna_storage
+from storage.attrs import CREATED_AT_ATTR
 
 
 def _created(spec_dict: dict[str, Any], url: str) -> optuna.Study:
@@ -97,7 +98,7 @@ def test_bad_stop_and_fault_tolerance_settings_are_named(tiny_spec: dict[str, An
 
 def test_out_of_memory_fails_the_trial_not_the_worker(
         tiny_spec: dict[str, Any], sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from search import trainer_registry
+    from search.spec import trainers as trainer_registry
     from trainers.cifar import CifarConfig, preflight, train
 
     def train_or_oom(cfg: CifarConfig, reporter: Any = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.warm_start import IMPORTED_ATTR
+from storage.attrs import IMPORTED_ATTR
 
 __all__ = [
     "StudyProgress",

@@ -157,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help=storage_help)
     p.set_defaults(func=_cmd_db_current)
 
-    from search.cli_tuning import add_commands
+    from search.cli.tuning_commands import add_commands
 
     add_commands(sub, _parse_overrides)
     return parser
@@ -174,9 +174,9 @@ def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:
-    from search.launch import launch
-    from search.progress import format_config
-    from search.spec import load_spec
+    from search.report.progress import format_config
+    from search.run.launch import launch
+    from search.spec.study_spec import load_spec
     from storage import redact, resolve_storage_url
 
     spec = load_spec(args.spec).with_overrides(
@@ -187,7 +187,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     emit, progress = _line_printers()
     executor: Any = None
     if args.executor == "ray":
-        from search.ray_executor import RayExecutor
+        from search.run.ray_executor import RayExecutor
 
         if args.threads_per_worker is not None:
             raise SpecError("--threads-per-worker is for local workers; a Ray worker uses "
@@ -203,7 +203,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
             if args.threads_per_worker < 1:
                 raise SpecError(f"--threads-per-worker {args.threads_per_worker} must be at "
                                 "least 1, e.g. --threads-per-worker 1")
-            from search.executor import LocalExecutor
+            from search.run.local_executor import LocalExecutor
 
             executor = LocalExecutor(spec.workers, threads_per_worker=args.threads_per_worker)
     result = launch(spec, url, emit=emit, progress=progress, progress_every_s=1.0
@@ -233,7 +233,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         for line in format_config(best.user_attrs.get("config", best.params)):
             print(line)
     if result.promotion is not None:
-        from search.cli_tuning import print_promotion
+        from search.cli.tuning_commands import print_promotion
 
         print_promotion(result.promotion)
     print(f"study {spec.name!r} is stored in {redact(url)}")
@@ -255,11 +255,10 @@ def _print_pareto(study: Any, metrics: Sequence[str]) -> None:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from search.budget import BUDGET_ATTR
-    from search.cli_tuning import load_study_or_fail
-    from search.launch import SPEC_ATTR
-    from search.worker import run_worker
+    from search.cli.tuning_commands import load_study_or_fail
+    from search.run.worker import run_worker
     from storage import redact, resolve_storage_url
+    from storage.attrs import BUDGET_ATTR, SPEC_ATTR
 
     url = resolve_storage_url(args.storage, allow_grpc=True)
     study = load_study_or_fail(url, args.study)
@@ -283,8 +282,8 @@ def _cmd_proxy(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from search.grpc_proxy import serve
     from storage import redact, resolve_storage_url
+    from storage.grpc_proxy import serve
 
     if args.threads < 1 or not 0 < args.port < 65536:
         raise SpecError(f"--threads {args.threads} / --port {args.port}: threads must be at "
@@ -338,10 +337,10 @@ def _reached(spec: Any, value: float) -> bool:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from search.cli_tuning import load_study_or_fail
-    from search.launch import SPEC_ATTR
-    from search.progress import describe_trial, format_config, format_progress, read_progress
+    from search.cli.tuning_commands import load_study_or_fail
+    from search.report.progress import describe_trial, format_config, format_progress, read_progress
     from storage import redact, resolve_storage_url
+    from storage.attrs import SPEC_ATTR
 
     url = resolve_storage_url(args.storage)
     study = load_study_or_fail(url, args.study)
@@ -370,7 +369,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from search.dashboard import serve
+    from search.report.dashboard import serve
     from storage import resolve_storage_url
 
     serve(resolve_storage_url(args.storage), host=args.host, port=args.port,
@@ -379,11 +378,11 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from search.cli_tuning import load_study_or_fail
+    from search.cli.tuning_commands import load_study_or_fail
     from search.errors import StudyError
-    from search.launch import SPEC_ATTR
-    from search.report import load_previous, write_report
+    from search.report.render import load_previous, write_report
     from storage import resolve_storage_url
+    from storage.attrs import SPEC_ATTR
 
     url = resolve_storage_url(args.storage)
     study = load_study_or_fail(url, args.study)

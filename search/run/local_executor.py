@@ -34,7 +34,7 @@ class ExecutionReport:
 def _process_main(spec_dict: Mapping[str, Any], storage_url: str, index: int, threads: int,
                   results: mp.Queue) -> None:
     from search.errors import HpsearchError
-    from search.worker import run_worker
+    from search.run.worker import run_worker
     from storage import StorageError
 
     logging.basicConfig(level=logging.WARNING, format=f"[worker {index}] %(levelname)s %(message)s")

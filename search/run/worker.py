@@ -10,7 +10,7 @@ reason. The worker's storage, lock and tuned-defaults lookups share one pool of 
 database connections.
 
 With a ``grpc://`` storage the worker holds no database connection: the gRPC proxy
-(search/grpc_proxy.py) guards the budget and fails stale trials, and tuned defaults come from
+(storage/grpc_proxy.py) guards the budget and fails stale trials, and tuned defaults come from
 the snapshot the launcher stored on the study.
 """
 
@@ -28,25 +28,24 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.budget import budget_left
-from search.defaults import TUNED_SNAPSHOT_ATTR, TunedLookup, TunedSnapshot
 from search.errors import WorkerError
-from search.objective import FAIL_KIND_ATTR, Objective
-from search.samplers import build_pruner, build_sampler
-from search.spec import StudySpec, parse_spec
-from search.stop_rules import stop_reason
+from search.run.budget import budget_left
+from search.run.stop_rules import stop_reason
+from search.spec.samplers import build_pruner, build_sampler
+from search.spec.study_spec import StudySpec, parse_spec
+from search.trial.objective import Objective
+from search.tuning.resolve import TunedLookup, TunedSnapshot
 from storage import StudyLock, open_optuna_storage
+from storage.attrs import FAIL_KIND_ATTR, NODE_ATTR, TUNED_SNAPSHOT_ATTR, WORKER_ATTR
 from storage.grpc_client import grpc_address, is_budget_spent, open_grpc_storage
 from storage.optuna_storage import rdb_storage
 from storage.own_trials import OwnTrialsStorage
 
-__all__ = ["NODE_ATTR", "WORKER_ATTR", "WorkerSummary", "run_worker", "worker_identity"]
+__all__ = ["WorkerSummary", "run_worker", "worker_identity"]
 
 log = logging.getLogger(__name__)
 
-WORKER_ATTR = "worker"
 _MAX_CONSECUTIVE_OOM = 10
-NODE_ATTR = "node"
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,12 @@ from urllib.parse import urlparse
 import optuna
 
 from search.errors import SpecError
+from storage.attrs import ARTIFACT_ATTR
 
-__all__ = ["ARTIFACT_ATTR", "TrialCheckpoints", "open_artifact_store"]
+__all__ = ["TrialCheckpoints", "open_artifact_store"]
 
 log = logging.getLogger(__name__)
 
-ARTIFACT_ATTR = "checkpoint_artifact"
 _CHECKPOINT_FILE = "last.pt"  # trainers/checkpoint.py's CHECKPOINT_NAME (no torch import here)
 
 

@@ -15,13 +15,10 @@ from typing import cast
 import optuna
 from optuna.trial import TrialState
 
-from search.warm_start import IMPORTED_ATTR
+from storage.attrs import IMPORTED_ATTR
 
-__all__ = ["BUDGET_ATTR", "budget_left", "count_states"]
+__all__ = ["budget_left", "count_states"]
 
-# Study system attribute: the trial budget, stored by the launcher for the gRPC proxy, which
-# enforces it for workers that reach the study through it (search/grpc_proxy.py).
-BUDGET_ATTR = "hps_budget"
 
 
 def count_states(study: optuna.Study) -> Counter[TrialState]:

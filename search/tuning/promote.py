@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.defaults import defaults_key, tuned_params_from_config
 from search.errors import StudyError
-from search.objective import CONFIG_ATTR
-from search.provenance import code_version, library_versions
-from search.spec import StudySpec
-from search.trainer_registry import get_trainer
+from search.spec.study_spec import StudySpec
+from search.spec.trainers import get_trainer
+from search.trial.provenance import code_version, library_versions
+from search.tuning.resolve import defaults_key, tuned_params_from_config
+from storage.attrs import CONFIG_ATTR
 from storage.defaults import DefaultsKey, PromotionOutcome, promote
 from storage.engine import make_engine
 

@@ -17,12 +17,11 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.spec import StudySpec
-from search.warm_start import IMPORTED_ATTR
+from search.spec.study_spec import StudySpec
+from storage.attrs import CREATED_AT_ATTR, IMPORTED_ATTR
 
-__all__ = ["CREATED_AT_ATTR", "stop_reason"]
+__all__ = ["stop_reason"]
 
-CREATED_AT_ATTR = "hps_created_at"
 
 
 def stop_reason(study: optuna.Study, spec: StudySpec) -> str | None:

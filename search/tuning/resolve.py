@@ -21,19 +21,26 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import SpecError
-from search.space import milestone_epochs
-from search.trainer_registry import TrainerEntry
+from search.spec.space import milestone_epochs
+from search.spec.trainers import TrainerEntry
 
-__all__ = ["SCALING_RULES", "TUNED_FIELDS", "TUNED_SNAPSHOT_ATTR", "Resolution", "TunedLookup",
-           "TunedSnapshot", "dataset_key", "defaults_key", "multitask_dataset_key",
-           "resolve_config", "snapshot_rows", "tuned_params_from_config"]
+__all__ = [
+    "SCALING_RULES",
+    "TUNED_FIELDS",
+    "Resolution",
+    "TunedLookup",
+    "TunedSnapshot",
+    "dataset_key",
+    "defaults_key",
+    "multitask_dataset_key",
+    "resolve_config",
+    "snapshot_rows",
+    "tuned_params_from_config",
+]
 
 log = logging.getLogger(__name__)
 
 SCALING_RULES = ("linear", "sqrt", "none")
-# Study system attribute: the current tuned-defaults rows, stored by the launcher for workers
-# that reach the study through a gRPC proxy and so cannot read the table.
-TUNED_SNAPSHOT_ATTR = "hps_tuned_defaults"
 # The hyperparameters a tuned-defaults row carries: what a study tunes, not what it runs on.
 TUNED_FIELDS = ("lr", "weight_decay", "momentum", "beta1", "beta2", "eps", "alpha", "rho",
                 "lr_decay", "task_weights", "seg_weight", "batch_size", "label_smoothing",

@@ -20,14 +20,14 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
 from search.errors import StudyError
-from search.space import OutsideSpace, to_optuna_params
-from search.spec import ParamSpec, StudySpec
+from search.spec.space import OutsideSpace, to_optuna_params
+from search.spec.study_spec import ParamSpec, StudySpec
+from storage.attrs import IMPORTED_ATTR
 
-__all__ = ["IMPORTED_ATTR", "check_source", "config_to_params", "import_trials"]
+__all__ = ["check_source", "config_to_params", "import_trials"]
 
 log = logging.getLogger(__name__)
 
-IMPORTED_ATTR = "hps_imported_from"
 
 
 def config_to_params(spec: StudySpec, config: Mapping[str, Any]) -> tuple[dict[str, Any] | None,

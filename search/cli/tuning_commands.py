@@ -102,8 +102,8 @@ def _short(v: Any) -> str:
 
 def _cmd_train(args: argparse.Namespace,
                parse_overrides: Callable[[list[str]], dict[str, Any]]) -> int:
-    from search.defaults import TunedLookup, resolve_config
-    from search.trainer_registry import get_trainer
+    from search.spec.trainers import get_trainer
+    from search.tuning.resolve import TunedLookup, resolve_config
     from storage import resolve_storage_url
 
     explicit: dict[str, Any] = {k: v for k, v in (
@@ -138,8 +138,8 @@ def _cmd_train(args: argparse.Namespace,
 
 def _config_source(ref: str, args: argparse.Namespace) -> tuple[Any, dict[str, Any], str]:
     """A whole config from the registry or a file; it is applied as one layer."""
-    from search.registry_files import load_config_file
-    from search.trainer_registry import get_trainer
+    from search.spec.trainers import get_trainer
+    from search.tuning.registry_files import load_config_file
     from storage import registry
 
     if ref.startswith("registry:"):
@@ -201,10 +201,10 @@ def _cmd_defaults_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_defaults_promote(args: argparse.Namespace) -> int:
-    from search.launch import SPEC_ATTR
-    from search.promote import promote_best_trial
-    from search.spec import parse_spec
+    from search.spec.study_spec import parse_spec
+    from search.tuning.promote import promote_best_trial
     from storage import resolve_storage_url
+    from storage.attrs import SPEC_ATTR
 
     url = resolve_storage_url(args.storage)
     study = load_study_or_fail(url, args.study)
@@ -242,10 +242,9 @@ def load_study_or_fail(url: str, name: str) -> Any:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from search.launch import SPEC_ATTR
-    from search.objective import CONFIG_ATTR
-    from search.promote import best_finished_trial
+    from search.tuning.promote import best_finished_trial
     from storage import registry, resolve_storage_url
+    from storage.attrs import CONFIG_ATTR, SPEC_ATTR
 
     url = resolve_storage_url(args.storage)
     study = load_study_or_fail(url, args.study)
@@ -301,7 +300,7 @@ def _cmd_registry_alias(args: argparse.Namespace) -> int:
 
 
 def _cmd_registry_export(args: argparse.Namespace) -> int:
-    from search.registry_files import write_version_file
+    from search.tuning.registry_files import write_version_file
     from storage import registry
 
     path = write_version_file(registry.resolve(_engine(args), args.ref), args.out, args.format)

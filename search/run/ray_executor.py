@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from search.errors import HpsearchError
-from search.executor import ExecutionReport
+from search.run.local_executor import ExecutionReport
 
 __all__ = ["RayExecutor"]
 
@@ -36,7 +36,7 @@ def _ray_task(spec_dict: Mapping[str, Any], storage_url: str, index: int,
     import ray
 
     from search.errors import HpsearchError
-    from search.worker import run_worker
+    from search.run.worker import run_worker
     from storage import StorageError
 
     logging.basicConfig(level=logging.WARNING,

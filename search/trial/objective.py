@@ -6,7 +6,7 @@ the trial's user attributes) < the trial's suggested parameters.
 Every trial records what a person needs to read it: the resolved config, final metrics,
 epochs run, why it stopped, and the code and library versions. With
 ``fault_tolerance.checkpoint_dir`` or ``artifact_store`` each trial checkpoints in its own place,
-which a retry of it (after its worker died) resumes from (search/checkpoint_store.py); the
+which a retry of it (after its worker died) resumes from (search/trial/checkpoints.py); the
 checkpoints are removed once the trial finishes.
 An out-of-memory error fails the trial (``fail_kind`` out_of_memory), frees the cache, and the
 worker goes on.
@@ -21,24 +21,19 @@ from typing import Any
 
 import optuna
 
-from search.checkpoint_store import TrialCheckpoints, open_artifact_store
-from search.defaults import Resolution, TunedLookup, resolve_config
-from search.provenance import code_version, library_versions
-from search.reporter import TrialReporter
-from search.space import suggest, to_config_changes
-from search.spec import StudySpec
-from search.trainer_registry import get_trainer
+from search.spec.space import suggest, to_config_changes
+from search.spec.study_spec import StudySpec
+from search.spec.trainers import get_trainer
+from search.trial.checkpoints import TrialCheckpoints, open_artifact_store
+from search.trial.provenance import code_version, library_versions
+from search.trial.reporter import TrialReporter
+from search.tuning.resolve import Resolution, TunedLookup, resolve_config
+from storage.attrs import CONFIG_ATTR, FAIL_KIND_ATTR, OVERRIDES_ATTR, RETRY_OF_ATTR
 
-__all__ = ["BASELINE_ATTR", "CONFIG_ATTR", "FAIL_KIND_ATTR", "OVERRIDES_ATTR", "RETRY_OF_ATTR",
-           "Objective", "set_user_attrs"]
+__all__ = ["Objective", "set_user_attrs"]
 
 log = logging.getLogger(__name__)
 
-BASELINE_ATTR = "hps_baseline"
-FAIL_KIND_ATTR = "fail_kind"
-RETRY_OF_ATTR = "retry_of"
-OVERRIDES_ATTR = "hps_config_overrides"
-CONFIG_ATTR = "config"
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:

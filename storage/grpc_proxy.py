@@ -29,10 +29,8 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from search.budget import BUDGET_ATTR
-from search.launch import SPEC_ATTR
-from search.spec import FaultTolerance
-from search.warm_start import IMPORTED_ATTR
+from storage.attrs import BUDGET_ATTR, IMPORTED_ATTR, RECOVERY_ATTR
+from storage.errors import StorageError
 from storage.grpc_client import (
     BUDGET_SPENT,
     HANDSHAKE_STUDY,
@@ -48,6 +46,10 @@ from storage.stale_trials import stale_trial_ids
 __all__ = ["BudgetSpentError", "ProxyStorage", "serve"]
 
 log = logging.getLogger(__name__)
+
+# Used for a study whose launcher stored no recovery policy (FaultTolerance's defaults).
+DEFAULT_GRACE_PERIOD_S = 120
+DEFAULT_MAX_RETRIES = 3
 
 
 class BudgetSpentError(RuntimeError):
@@ -136,30 +138,29 @@ class ProxyStorage(ResilientStorage):
         failed = 0
         for study_id in self.served_studies():
             try:
-                ft = self._fault_tolerance(study_id)
+                grace_s, max_retries = self._recovery(study_id)
             except KeyError:  # deleted meanwhile
                 self._forget(study_id)
                 continue
-            for trial_id in stale_trial_ids(rdb_storage(self), study_id, ft.grace_period_s):
+            for trial_id in stale_trial_ids(rdb_storage(self), study_id, grace_s):
                 if not self.set_trial_state_values(trial_id, TrialState.FAIL):
                     continue  # failed by someone else first
                 failed += 1
                 trial = self.get_trial(trial_id)
                 log.warning("trial %d of study %d: no heartbeat for %d s; failed and re-queued",
-                            trial.number, study_id, ft.grace_period_s)
+                            trial.number, study_id, grace_s)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(
-                        max_retry=ft.max_retries, inherit_intermediate_values=False)
+                        max_retry=max_retries, inherit_intermediate_values=False)
                 retry(self._study(study_id), trial)
         return failed
 
-    def _fault_tolerance(self, study_id: int) -> FaultTolerance:
-        raw = self.get_study_user_attrs(study_id).get(SPEC_ATTR, {}).get("fault_tolerance", {})
-        defaults = FaultTolerance()
-        return FaultTolerance(grace_period_s=int(raw.get("grace_period_s",
-                                                         defaults.grace_period_s)),
-                              max_retries=int(raw.get("max_retries", defaults.max_retries)))
+    def _recovery(self, study_id: int) -> tuple[int, int]:
+        """(grace period in seconds, retries) the launcher stored for the study."""
+        raw = self.get_study_user_attrs(study_id).get(RECOVERY_ATTR) or {}
+        return (int(raw.get("grace_period_s", DEFAULT_GRACE_PERIOD_S)),
+                int(raw.get("max_retries", DEFAULT_MAX_RETRIES)))
 
     def _study(self, study_id: int) -> optuna.Study:
         if study_id not in self._studies:
@@ -199,13 +200,11 @@ def serve(url: str, *, host: str, port: int, threads: int = 16,
           stop: threading.Event | None = None) -> None:
     """Serve ``url`` on ``host:port`` until ``stop`` is set (or forever); ``on_ready`` runs
     once it listens."""
-    from search.errors import SpecError
-
     storage = open_proxy_storage(url, threads=threads)
     try:
         server = _grpc_server(storage, host, port, threads)
     except RuntimeError as exc:  # grpc: the port is taken or the host is not this machine's
-        raise SpecError(f"cannot listen on {host}:{port} ({exc}); pick a free --port or "
+        raise StorageError(f"cannot listen on {host}:{port} ({exc}); pick a free --port or "
                         "another --host") from None
     stop = stop or threading.Event()
 

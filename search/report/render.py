@@ -15,9 +15,9 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from search.analysis import RoundAnalysis, analyse
 from search.errors import StudyError
-from search.promote import best_finished_trial
+from search.report.analysis import RoundAnalysis, analyse
+from search.tuning.promote import best_finished_trial
 
 __all__ = ["ReportFiles", "load_previous", "write_report"]
 

@@ -16,26 +16,33 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.defaults import TunedLookup
 from search.errors import StudyError, WorkerError
-from search.executor import ExecutionReport, LocalExecutor
-from search.objective import BASELINE_ATTR, OVERRIDES_ATTR, Objective
-from search.progress import describe_trial, format_progress, read_progress
-from search.promote import PromotionReport, promote_best_trial
-from search.space import baseline_to_optuna_params, representative_params
-from search.spec import StudySpec
-from search.stop_rules import CREATED_AT_ATTR, stop_reason
-from search.warm_start import check_source, config_to_params, import_trials
-from search.worker import WORKER_ATTR, worker_identity
+from search.report.progress import describe_trial, format_progress, read_progress
+from search.run.local_executor import ExecutionReport, LocalExecutor
+from search.run.stop_rules import stop_reason
+from search.run.warm_start import check_source, config_to_params, import_trials
+from search.run.worker import worker_identity
+from search.spec.space import baseline_to_optuna_params, representative_params
+from search.spec.study_spec import StudySpec
+from search.trial.objective import Objective
+from search.tuning.promote import PromotionReport, promote_best_trial
+from search.tuning.resolve import TunedLookup
 from storage import open_optuna_storage, redact, upgrade
+from storage.attrs import (
+    BASELINE_ATTR,
+    CREATED_AT_ATTR,
+    OVERRIDES_ATTR,
+    RECOVERY_ATTR,
+    SPEC_ATTR,
+    WORKER_ATTR,
+)
 from storage.connections import connection_budget
 from storage.optuna_storage import rdb_storage
 
-__all__ = ["SPEC_ATTR", "LaunchResult", "create_or_join", "launch"]
+__all__ = ["LaunchResult", "create_or_join", "launch"]
 
 log = logging.getLogger(__name__)
 
-SPEC_ATTR = "hps_spec"
 _READY_TIMEOUT_S = 30.0
 
 
@@ -83,6 +90,9 @@ def create_or_join(spec: StudySpec, storage: optuna.storages.BaseStorage, *,
     if warm_start is not None:
         import_trials(study, spec, warm_start, emit)
     study.set_user_attr(CREATED_AT_ATTR, time.time())  # wall-clock stop rules count from here
+    ft = spec.fault_tolerance
+    study.set_user_attr(RECOVERY_ATTR, {"grace_period_s": ft.grace_period_s,
+                                        "max_retries": ft.max_retries})
     # Written last: the spec marks the study ready, and joiners wait for it (_join), so no
     # other launcher's worker starts a trial before the baselines are queued.
     study.set_user_attr(SPEC_ATTR, spec.to_dict())
@@ -249,8 +259,8 @@ def _check_worker_storage(url: str, heartbeat_interval_s: int) -> bool:
 def _store_for_proxied_workers(study: optuna.Study, spec: StudySpec, engine: Any) -> None:
     """What a worker behind a gRPC proxy cannot read from SQL, stored on the study at every
     launch: the trial budget (the proxy enforces it) and the current tuned defaults."""
-    from search.budget import BUDGET_ATTR
-    from search.defaults import TUNED_SNAPSHOT_ATTR, snapshot_rows
+    from search.tuning.resolve import snapshot_rows
+    from storage.attrs import BUDGET_ATTR, TUNED_SNAPSHOT_ATTR
 
     rows = snapshot_rows(engine)
     study._storage.set_study_system_attr(study._study_id, BUDGET_ATTR, spec.n_trials)
