@@ -170,7 +170,7 @@ class _ConnectionSampler:
 def hpsearch_seconds_per_trial(url: str, name: str, trials: int,
                                proxy: tuple[str, int] | None = None) -> float:
     from search.run.launch import launch
-    from search.spec.study_spec import parse_spec
+    from search.study.study_spec import parse_spec
 
     spec = parse_spec(_spec(name, trials))
     result = launch(spec, url, promote=False, emit=lambda line: None,
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         warm = args.big + args.extra // 5
         ref_big = reference_seconds_per_trial(url, args.extra, name="reference-big", skip=warm)
         from search.run.launch import launch
-        from search.spec.study_spec import parse_spec
+        from search.study.study_spec import parse_spec
 
         spec = parse_spec(_spec("hpsearch-0", args.big + args.extra))
         launch(spec, url, promote=False, emit=lambda line: None)

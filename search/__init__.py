@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from search.errors import HpsearchError, SpecError, StudyError, WorkerError
-from search.spec.study_spec import StudySpec, load_spec, parse_spec
+from search.study.study_spec import StudySpec, load_spec, parse_spec
 
 __all__ = ["HpsearchError", "SpecError", "StudyError", "StudySpec", "WorkerError", "load_spec",
            "parse_spec"]

@@ -176,7 +176,7 @@ def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 def _cmd_launch(args: argparse.Namespace) -> int:
     from search.report.progress import format_config
     from search.run.launch import launch
-    from search.spec.study_spec import load_spec
+    from search.study.study_spec import load_spec
     from storage import redact, resolve_storage_url
 
     spec = load_spec(args.spec).with_overrides(

@@ -102,7 +102,7 @@ def _short(v: Any) -> str:
 
 def _cmd_train(args: argparse.Namespace,
                parse_overrides: Callable[[list[str]], dict[str, Any]]) -> int:
-    from search.spec.trainers import get_trainer
+    from search.study.trainers import get_trainer
     from search.tuning.resolve import TunedLookup, resolve_config
     from storage import resolve_storage_url
 
@@ -138,7 +138,7 @@ def _cmd_train(args: argparse.Namespace,
 
 def _config_source(ref: str, args: argparse.Namespace) -> tuple[Any, dict[str, Any], str]:
     """A whole config from the registry or a file; it is applied as one layer."""
-    from search.spec.trainers import get_trainer
+    from search.study.trainers import get_trainer
     from search.tuning.registry_files import load_config_file
     from storage import registry
 
@@ -201,7 +201,7 @@ def _cmd_defaults_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_defaults_promote(args: argparse.Namespace) -> int:
-    from search.spec.study_spec import parse_spec
+    from search.study.study_spec import parse_spec
     from search.tuning.promote import promote_best_trial
     from storage import resolve_storage_url
     from storage.attrs import SPEC_ATTR

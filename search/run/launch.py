@@ -22,8 +22,8 @@ from search.run.local_executor import ExecutionReport, LocalExecutor
 from search.run.stop_rules import stop_reason
 from search.run.warm_start import check_source, config_to_params, import_trials
 from search.run.worker import worker_identity
-from search.spec.space import baseline_to_optuna_params, representative_params
-from search.spec.study_spec import StudySpec
+from search.study.space import baseline_to_optuna_params, representative_params
+from search.study.study_spec import StudySpec
 from search.trial.objective import Objective
 from search.tuning.promote import PromotionReport, promote_best_trial
 from search.tuning.resolve import TunedLookup

@@ -17,7 +17,7 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.spec.study_spec import StudySpec
+from search.study.study_spec import StudySpec
 from storage.attrs import CREATED_AT_ATTR, IMPORTED_ATTR
 
 __all__ = ["stop_reason"]

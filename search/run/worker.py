@@ -31,8 +31,8 @@ from optuna.trial import FrozenTrial, TrialState
 from search.errors import WorkerError
 from search.run.budget import budget_left
 from search.run.stop_rules import stop_reason
-from search.spec.samplers import build_pruner, build_sampler
-from search.spec.study_spec import StudySpec, parse_spec
+from search.study.samplers import build_pruner, build_sampler
+from search.study.study_spec import StudySpec, parse_spec
 from search.trial.objective import Objective
 from search.tuning.resolve import TunedLookup, TunedSnapshot
 from storage import StudyLock, open_optuna_storage

@@ -21,9 +21,9 @@ from typing import Any
 
 import optuna
 
-from search.spec.space import suggest, to_config_changes
-from search.spec.study_spec import StudySpec
-from search.spec.trainers import get_trainer
+from search.study.space import suggest, to_config_changes
+from search.study.study_spec import StudySpec
+from search.study.trainers import get_trainer
 from search.trial.checkpoints import TrialCheckpoints, open_artifact_store
 from search.trial.provenance import code_version, library_versions
 from search.trial.reporter import TrialReporter

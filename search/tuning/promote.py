@@ -16,8 +16,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import StudyError
-from search.spec.study_spec import StudySpec
-from search.spec.trainers import get_trainer
+from search.study.study_spec import StudySpec
+from search.study.trainers import get_trainer
 from search.trial.provenance import code_version, library_versions
 from search.tuning.resolve import defaults_key, tuned_params_from_config
 from storage.attrs import CONFIG_ATTR

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from search.errors import SpecError
-from search.spec.trainers import get_trainer
+from search.study.trainers import get_trainer
 from storage.registry import RegistryVersion
 
 __all__ = ["FORMATS", "load_config_file", "write_version_file"]

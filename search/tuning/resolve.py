@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import SpecError
-from search.spec.space import milestone_epochs
-from search.spec.trainers import TrainerEntry
+from search.study.space import milestone_epochs
+from search.study.trainers import TrainerEntry
 
 __all__ = [
     "SCALING_RULES",

@@ -12,8 +12,8 @@ import yaml
 from optuna.trial import TrialState
 
 from search.cli.main import main
-from search.spec.space import baseline_to_optuna_params
-from search.spec.study_spec import parse_spec
+from search.study.space import baseline_to_optuna_params
+from search.study.study_spec import parse_spec
 
 
 def _run_study(spec_dict: dict[str, Any], url: str, tmp_path: Path,

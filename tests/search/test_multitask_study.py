@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from search.cli.main import main
 from search.errors import SpecError
-from search.spec.study_spec import load_spec, parse_spec
+from search.study.study_spec import load_spec, parse_spec
 from search.tuning.resolve import multitask_dataset_key
 
 _TINY_CONFIG = {"model": "resnet18", "num_classes": 10, "cls_image_size": 32,

@@ -12,7 +12,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from search.cli.main import main
 from search.report.analysis import next_round, optimization_notes, overfitting_notes
-from search.spec.study_spec import parse_spec
+from search.study.study_spec import parse_spec
 from storage.attrs import SPEC_ATTR
 
 SPEC: dict[str, Any] = {

@@ -5,13 +5,13 @@ from typing import Any
 import optuna
 import pytest
 
-from search.spec.space import (
+from search.study.space import (
     baseline_to_optuna_params,
     milestone_epochs,
     suggest,
     to_config_changes,
 )
-from search.spec.study_spec import parse_spec
+from search.study.study_spec import parse_spec
 from search.trial.objective import Objective
 
 
@@ -52,7 +52,7 @@ def test_baseline_overrides_apply_between_spec_config_and_params(
 
 def test_one_conversion_serves_baselines_and_stored_configs(tiny_spec: dict[str, Any]) -> None:
     from search.run.warm_start import config_to_params
-    from search.spec.space import OutsideSpace, to_optuna_params
+    from search.study.space import OutsideSpace, to_optuna_params
 
     spec = parse_spec(tiny_spec)
     values = {"lr": 0.1, "gamma": 0.2, "weight_decay": 1e-4, "batch_size": 32,

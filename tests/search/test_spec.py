@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from search.errors import SpecError
-from search.spec.space import baseline_to_optuna_params
-from search.spec.study_spec import load_spec, parse_spec
+from search.study.space import baseline_to_optuna_params
+from search.study.study_spec import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,7 +120,7 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
 
 
 def test_keras_recipe_example_resolves_to_the_recipe() -> None:
-    from search.spec.space import to_config_changes
+    from search.study.space import to_config_changes
     from search.trial.objective import Objective
 
     spec = load_spec(ROOT / "examples" / "keras_recipe.yaml")

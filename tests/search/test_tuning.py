@@ -17,8 +17,8 @@ from optuna.trial import TrialState
 
 from search.cli.main import main
 from search.run.launch import create_or_join
-from search.spec.study_spec import parse_spec
-from search.spec.trainers import get_trainer
+from search.study.study_spec import parse_spec
+from search.study.trainers import get_trainer
 from search.tuning.registry_files import load_config_file
 from search.tuning.resolve import resolve_config
 from storage import open_optuna_storage, registry

@@ -19,8 +19,8 @@ from search.errors import SpecError
 from search.run.launch import create_or_join
 from search.run.stop_rules import stop_reason
 from search.run.worker import run_worker
-from search.spec.study_spec import parse_spec
-from search.spec.trainers import TrainerEntry
+from search.study.study_spec import parse_spec
+from search.study.trainers import TrainerEntry
 from storage import open_optuna_storage
 from storage.attrs import CREATED_AT_ATTR
 
@@ -98,7 +98,7 @@ def test_bad_stop_and_fault_tolerance_settings_are_named(tiny_spec: dict[str, An
 
 def test_out_of_memory_fails_the_trial_not_the_worker(
         tiny_spec: dict[str, Any], sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from search.spec import trainers as trainer_registry
+    from search.study import trainers as trainer_registry
     from trainers.cifar import CifarConfig, preflight, train
 
     def train_or_oom(cfg: CifarConfig, reporter: Any = None) -> dict[str, Any]:

@@ -195,7 +195,7 @@ class StudySpec:
         """The epoch budget of a regular trial (spec config, else the trainer's code default)."""
         if "epochs" in self.config:
             return int(self.config["epochs"])
-        from search.spec.trainers import get_trainer
+        from search.study.trainers import get_trainer
 
         return int(get_trainer(self.trainer).build_config().epochs)
 
@@ -316,7 +316,7 @@ def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
     name = p.string(top["name"], "name")
     trainer = p.string(top["trainer"], "trainer")
 
-    from search.spec.trainers import get_trainer
+    from search.study.trainers import get_trainer
 
     try:
         entry = get_trainer(trainer)
@@ -349,7 +349,7 @@ def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
         p.fail("space", "the search space is empty; give at least one parameter")
     _check_config(p, entry, "config", config, space)
 
-    from search.spec.samplers import PRUNER_NAMES, SAMPLER_NAMES, build_pruner, build_sampler
+    from search.study.samplers import PRUNER_NAMES, SAMPLER_NAMES, build_pruner, build_sampler
 
     sampler = _component(p, top.get("sampler", {"name": "tpe"}), "sampler", SAMPLER_NAMES)
     pruner = _component(p, top.get("pruner", {"name": "none"}), "pruner", PRUNER_NAMES)
@@ -390,7 +390,7 @@ def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
     # Milestone fractions are turned into epochs by the objective; check the round trip now.
     spec = dataclasses.replace(spec, baselines=baselines)
     for b in baselines:
-        from search.spec.space import baseline_to_optuna_params
+        from search.study.space import baseline_to_optuna_params
 
         baseline_to_optuna_params(spec, b)
     return spec
@@ -524,7 +524,7 @@ class _Parser:
 def _check_config(p: _Parser, entry: Any, where: str, config: Mapping[str, Any],
                   space: tuple[ParamSpec, ...]) -> None:
     """The config must build a valid trainer config together with any point of the space."""
-    from search.spec.space import representative_params, to_config_changes
+    from search.study.space import representative_params, to_config_changes
 
     unknown = sorted(set(config) - entry.field_names())
     if unknown:

@@ -15,7 +15,7 @@ from search.errors import SpecError
 if TYPE_CHECKING:
     import optuna
 
-    from search.spec.study_spec import BaselineSpec, ParamSpec, StudySpec
+    from search.study.study_spec import BaselineSpec, ParamSpec, StudySpec
 
 __all__ = [
     "OutsideSpace",
