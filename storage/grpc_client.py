@@ -27,10 +27,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial
 
 from storage.errors import StorageError
+from storage.optuna_internals import BaseHeartbeat
 from storage.resilient import ResilientStorage
 
 __all__ = ["BUDGET_SPENT", "HANDSHAKE_STUDY", "HEARTBEAT_ATTR", "PROXY_MARK", "USER_ATTRS_ATTR",

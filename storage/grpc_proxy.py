@@ -39,6 +39,7 @@ from storage.grpc_client import (
     USER_ATTRS_ATTR,
 )
 from storage.locks import StudyLock
+from storage.optuna_internals import add_proxy_servicer, proxy_servicer_base
 from storage.optuna_storage import open_optuna_storage, rdb_storage
 from storage.resilient import ResilientStorage
 from storage.stale_trials import stale_trial_ids
@@ -179,10 +180,8 @@ def _grpc_server(storage: ProxyStorage, host: str, port: int, threads: int) -> A
     """Optuna's servicer, except that a refused trial is answered RESOURCE_EXHAUSTED with the
     reason (not an application error with a server-side traceback per refusal)."""
     import grpc
-    from optuna.storages._grpc.auto_generated import api_pb2_grpc
-    from optuna.storages._grpc.servicer import OptunaStorageProxyService
 
-    class Servicer(OptunaStorageProxyService):
+    class Servicer(proxy_servicer_base()):  # type: ignore[misc]
         def CreateNewTrial(self, request: Any, context: Any) -> Any:  # gRPC's method name
             try:
                 return super().CreateNewTrial(request, context)
@@ -190,7 +189,7 @@ def _grpc_server(storage: ProxyStorage, host: str, port: int, threads: int) -> A
                 context.abort(code=grpc.StatusCode.RESOURCE_EXHAUSTED, details=str(exc))
 
     server = grpc.server(ThreadPoolExecutor(max_workers=threads))
-    api_pb2_grpc.add_StorageServiceServicer_to_server(Servicer(storage), server)
+    add_proxy_servicer(Servicer(storage), server)
     server.add_insecure_port(f"{host}:{port}")
     return server
 

@@ -22,10 +22,10 @@ import warnings
 from typing import Any
 
 import optuna
-from optuna.storages._cached_storage import _CachedStorage
 
 from storage.errors import StorageError
 from storage.idle_ping import ping_after_idle
+from storage.optuna_internals import behind_cache, cached
 from storage.own_trials import OwnTrialsStorage
 from storage.races import retry_schema_race
 from storage.resilient import ResilientStorage
@@ -42,12 +42,14 @@ _SQLITE_LOCK_TIMEOUT_S = 60
 def open_optuna_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
                         grace_period_s: int = HEARTBEAT_GRACE_S, max_retry: int = 3,
                         retry_for_s: float = 300.0, pool_size: int = 2,
-                        own_trials: bool = True) -> ResilientStorage:
+                        own_trials: bool = True, checked: bool = False) -> ResilientStorage:
     """Optuna's storage for ``url``: RDBStorage behind Optuna's cache, behind the retrying
     wrapper, which (``own_trials``, a worker) serves this process's own running trials from
     memory (storage/own_trials.py). ``pool_size``: pooled connections (a worker's two; the
-    gRPC proxy serves many threads). ``rdb_storage(storage)`` gives the RDBStorage."""
-    check_reachable(url)
+    gRPC proxy serves many threads). ``rdb_storage(storage)`` gives the RDBStorage.
+    ``checked``: the caller has checked the URL is reachable (storage/handle.py)."""
+    if not checked:
+        check_reachable(url)
     backend = parse_url(url).get_backend_name()
     engine_kwargs: dict[str, Any] = {}
     if backend == "sqlite":
@@ -73,7 +75,7 @@ def open_optuna_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTER
         ping_after_idle(rdb.engine)
     # mypy cannot see the methods ResilientStorage forwards by generation
     kind = OwnTrialsStorage if own_trials else ResilientStorage
-    return kind(_CachedStorage(rdb), retry_for_s=retry_for_s)  # type: ignore[abstract]
+    return kind(cached(rdb), retry_for_s=retry_for_s)  # type: ignore[abstract]
 
 
 def application_name() -> str:
@@ -82,8 +84,7 @@ def application_name() -> str:
 
 
 def rdb_storage(storage: ResilientStorage) -> optuna.storages.RDBStorage:
-    inner = storage.inner
-    rdb = inner._backend if isinstance(inner, _CachedStorage) else inner
+    rdb = behind_cache(storage.inner)
     assert isinstance(rdb, optuna.storages.RDBStorage)
     return rdb
 

@@ -17,7 +17,6 @@ except ``create_new_trial``, where the budget lock bounds the damage to one extr
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -26,8 +25,9 @@ from typing import Any, cast
 
 import sqlalchemy.exc
 from optuna.storages import BaseStorage
-from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
+
+from storage.optuna_internals import BaseHeartbeat, behind_cache, write_trial_user_attrs
 
 __all__ = ["ResilientStorage", "is_connection_error"]
 
@@ -91,7 +91,8 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
             for key, value in attrs.items():
                 self._call("set_trial_user_attr", trial_id, key, value)
             return
-        self._call_fn("set_trial_user_attrs", lambda: _upsert_user_attrs(rdb, trial_id, attrs))
+        self._call_fn("set_trial_user_attrs",
+                      lambda: write_trial_user_attrs(rdb, trial_id, attrs))
 
     def count_trials_by_state(self, study_id: int, *, without_user_attr: str | None = None
                               ) -> Counter[TrialState] | None:
@@ -127,7 +128,7 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
 def _rdb_of(storage: BaseStorage) -> Any:
     from optuna.storages import RDBStorage
 
-    backend = getattr(storage, "_backend", storage)  # through Optuna's cache layer
+    backend = behind_cache(storage)
     return backend if isinstance(backend, RDBStorage) else None
 
 
@@ -136,25 +137,6 @@ def _has_upsert(dialect: str) -> bool:
 
     return dialect == "postgresql" or (dialect == "sqlite"
                                        and sqlite3.sqlite_version_info >= (3, 24, 0))
-
-
-def _upsert_user_attrs(rdb: Any, trial_id: int, attrs: dict[str, Any]) -> None:
-    """The rows Optuna's ``set_trial_user_attr`` writes (JSON in ``value_json``), all at once."""
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert: Any = postgresql.insert if rdb.engine.name == "postgresql" else sqlite.insert
-    table = models.TrialUserAttributeModel
-    rows = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-            for key, value in attrs.items()]
-    with _create_scoped_session(rdb.scoped_session, True) as session:
-        trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-        rdb.check_trial_is_updatable(trial_id, trial.state)
-        stmt = insert(table).values(rows)
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=[table.trial_id, table.key],
-            set_={"value_json": stmt.excluded.value_json}))
 
 
 def _forward(name: str) -> Callable[..., Any]:

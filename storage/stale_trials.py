@@ -13,16 +13,15 @@ from typing import Any
 import sqlalchemy
 from optuna.trial import TrialState
 
+from storage.optuna_internals import trial_tables
+
 __all__ = ["stale_trial_ids"]
 
 
 def stale_trial_ids(rdb: Any, study_id: int, grace_period_s: float) -> list[int]:
     """Ids of ``study_id``'s RUNNING trials whose last heartbeat is older than the grace
     period. A trial that never beat is not stale (as in Optuna). ``rdb``: an RDBStorage."""
-    from optuna.storages._rdb import models
-
-    trials = models.TrialModel.__table__
-    beats = models.TrialHeartbeatModel.__table__
+    trials, _, beats = trial_tables()
     query = (sqlalchemy.select(trials.c.trial_id, beats.c.heartbeat)
              .join(beats, beats.c.trial_id == trials.c.trial_id)
              .where(trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING))

@@ -11,6 +11,8 @@ from typing import Any
 import sqlalchemy
 from optuna.trial import TrialState
 
+from storage.optuna_internals import trial_tables
+
 __all__ = ["count_by_state"]
 
 
@@ -18,10 +20,7 @@ def count_by_state(rdb: Any, study_id: int, *,
                    without_user_attr: str | None = None) -> Counter[TrialState]:
     """Trials of ``study_id`` per state, leaving out trials that carry the user attribute
     ``without_user_attr`` (if given). ``rdb``: Optuna's RDBStorage (its tables and engine)."""
-    from optuna.storages._rdb import models
-
-    trials = models.TrialModel.__table__
-    attrs = models.TrialUserAttributeModel.__table__
+    trials, attrs, _ = trial_tables()
     query = sqlalchemy.select(trials.c.state, sqlalchemy.func.count()).where(
         trials.c.study_id == study_id)
     if without_user_attr is not None:

@@ -132,12 +132,11 @@ def test_an_unreachable_proxy_is_a_retried_connection_error_and_one_line_for_use
 def test_workers_refuse_optuna_s_own_proxy_server(sqlite_url: str) -> None:
     """Optuna's server would store heartbeats and batched attributes as plain attributes and
     enforce no budget: a worker must not run behind it, and says so."""
-    from optuna.storages._grpc.server import make_server
-
     from storage import StorageError
+    from storage.optuna_internals import optuna_proxy_server
 
     port = free_port()
-    server = make_server(optuna.storages.RDBStorage(sqlite_url), "127.0.0.1", port)
+    server = optuna_proxy_server(optuna.storages.RDBStorage(sqlite_url), "127.0.0.1", port)
     server.start()
     try:
         with pytest.raises(StorageError, match=r"not hpsearch's .* hpsearch proxy --storage"):
