@@ -1,7 +1,8 @@
 """A trainer that trains nothing: it reports ``epochs`` values of a smooth learning curve whose
 height depends on lr and weight decay, at once. benchmarks/orchestration.py runs studies on it
-to measure what the orchestration itself costs; it follows the trainer contract exactly
-(``trainer: benchmarks.stub_trainer`` in a spec)."""
+to measure what the orchestration itself costs. It follows the trainer contract
+(trainers/contract.py) exactly and is named in a spec as ``trainer: benchmarks.stub_trainer``:
+nothing in search/ knows of it, which is the proof that a new trainer needs no edit there."""
 
 from __future__ import annotations
 
@@ -10,12 +11,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from trainers.contract import TrainerInfo
+from trainers.dataset_keys import dataset_key
 from trainers.reporter import NullReporter, Reporter
 
-__all__ = ["Config", "curve_height", "preflight", "train"]
-
-DEFAULT_METRIC = "best_val_acc"
-DEFAULT_REPORT = "val_acc"
+__all__ = ["SEARCH", "Config", "curve_height", "preflight", "train"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,22 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _dataset_key(cfg: Config) -> str:
+    return dataset_key(cfg.dataset)
+
+
+SEARCH = TrainerInfo(
+    tunable_fields=("lr", "weight_decay", "epochs"),
+    metrics=("best_val_acc", "epochs_run"),
+    reports=("val_acc",),
+    default_metric="best_val_acc",
+    default_report="val_acc",
+    key_fields=("model", "optimizer", "dataset"),
+    regime_fields=("epochs",),
+    dataset_key=_dataset_key,
+)
 
 
 def curve_height(lr: float, weight_decay: float) -> float:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainers.checkpoint import restore_run, save_run
+from trainers.contract import TrainerInfo
 from trainers.data import (
     ImageData,
     load_cifar10,
@@ -43,6 +44,7 @@ from trainers.data import (
     stratified_split,
     synthetic_cifar,
 )
+from trainers.dataset_keys import dataset_key
 from trainers.early_stopping import EarlyStopping
 from trainers.optim import OPTIMIZERS, build_optimizer
 from trainers.reporter import NullReporter, Reporter
@@ -59,7 +61,8 @@ from trainers.runtime import (
 from trainers.schedules import SCHEDULES, LRSchedule
 from trainers.training_config import OptimizerSettings, ScheduleOptions, TrainingConfigMixin
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "CifarConfig", "StopReason", "preflight", "train"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "SEARCH", "CifarConfig", "Config", "StopReason",
+           "preflight", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +131,33 @@ class CifarConfig(TrainingConfigMixin, ScheduleOptions, OptimizerSettings):
         if self.train_limit is not None and self.train_limit < 2:
             raise ValueError(f"train_limit must be >= 2, got {self.train_limit}")
         self.check_training_fields()
+
+
+def _dataset_key(cfg: CifarConfig) -> str:
+    return dataset_key(cfg.dataset)
+
+
+_REPORTS = ("train_loss", "train_acc", "val_loss", "val_acc", "train_val_gap", "lr", "grad_norm",
+            "epoch_seconds", "images_per_second")
+Config = CifarConfig  # the name the trainer contract looks for
+SEARCH = TrainerInfo(
+    tunable_fields=("lr", "weight_decay", "momentum", "beta1", "beta2", "eps", "alpha", "rho",
+                    "lr_decay", "batch_size", "label_smoothing", "clip_grad_norm", "epochs",
+                    "schedule", "milestones", "gamma", "step_size", "exp_per_step",
+                    "warmup_epochs", "min_lr", "plateau_patience", "plateau_factor",
+                    "plateau_cooldown", "pct_start", "patience", "min_delta"),
+    metrics=("best_val_acc", "best_train_acc", "best_train_loss", "best_val_loss",
+             "best_train_val_gap", "best_epoch", "epochs_run", "resumed_from_epoch",
+             "test_acc", "test_loss", *(f"last_{m}" for m in _REPORTS)),
+    reports=_REPORTS,
+    default_metric="best_val_acc",
+    default_report="val_acc",
+    key_fields=("model", "optimizer", "dataset"),
+    regime_fields=("model", "width", "num_classes", "dataset", "synthetic_size",
+                   "synthetic_noise", "val_size", "train_limit", "augment", "epochs",
+                   "batch_size"),
+    dataset_key=_dataset_key,
+)
 
 
 def preflight(cfg: CifarConfig) -> None:

@@ -41,7 +41,9 @@ from torch import nn
 
 from trainers.checkpoint import restore_run, save_run
 from trainers.coco_voc import IGNORE_INDEX, VOC_CLASSES
+from trainers.contract import TrainerInfo
 from trainers.data import random_crop_flip
+from trainers.dataset_keys import multitask_dataset_key
 from trainers.early_stopping import EarlyStopping
 from trainers.multitask_data import (
     BatchSource,
@@ -67,7 +69,8 @@ from trainers.schedules import LRSchedule
 from trainers.seg_metrics import ConfusionMatrix
 from trainers.training_config import OptimizerSettings, ScheduleOptions, TrainingConfigMixin
 
-__all__ = ["MODEL_LR", "MultitaskConfig", "StopReason", "preflight", "train"]
+__all__ = ["MODEL_LR", "SEARCH", "Config", "MultitaskConfig", "StopReason", "preflight",
+           "train"]
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +191,35 @@ class MultitaskConfig(TrainingConfigMixin, ScheduleOptions, OptimizerSettings):
 
     def code_optimizer_defaults(self) -> dict[str, float]:
         return {"lr": MODEL_LR[self.model][self.optimizer]}
+
+
+def _dataset_key(cfg: MultitaskConfig) -> str:
+    return multitask_dataset_key(cfg.cls_dataset, cfg.seg_dataset)
+
+
+_REPORTS = ("score", "val_acc", "val_top5_acc", "val_cls_loss", "val_miou", "val_pixel_acc",
+            "val_seg_loss", "train_cls_loss", "train_seg_loss", "grad_norm", "lr",
+            "epoch_seconds", "images_per_second")
+Config = MultitaskConfig  # the name the trainer contract looks for
+SEARCH = TrainerInfo(
+    tunable_fields=("lr", "weight_decay", "momentum", "beta1", "beta2", "eps", "alpha", "rho",
+                    "lr_decay", "seg_weight", "batch_size", "clip_grad_norm", "epochs",
+                    "schedule", "milestones", "gamma", "step_size", "exp_per_step",
+                    "warmup_epochs", "min_lr", "plateau_patience", "plateau_factor",
+                    "plateau_cooldown", "pct_start", "patience", "min_delta"),
+    metrics=("best_score", "best_val_acc", "best_val_miou", "best_val_pixel_acc",
+             "best_val_top5_acc", "best_val_cls_loss", "best_val_seg_loss",
+             "best_train_cls_loss", "best_train_seg_loss", "best_epoch", "epochs_run",
+             "resumed_from_epoch", *(f"last_{m}" for m in _REPORTS)),
+    reports=_REPORTS,
+    default_metric="best_score",
+    default_report="score",
+    key_fields=("model", "optimizer", "cls_dataset", "seg_dataset"),
+    regime_fields=("model", "weights_path", "num_classes", "cls_dataset", "seg_dataset",
+                   "cls_image_size", "seg_image_size", "val_fraction", "coco_min_area",
+                   "train_limit", "val_limit", "epochs", "steps_per_epoch", "batch_size"),
+    dataset_key=_dataset_key,
+)
 
 
 def preflight(cfg: MultitaskConfig) -> None:

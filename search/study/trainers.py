@@ -1,22 +1,30 @@
 """The trainers a study spec can name, and how the search side builds their configs.
 
-Built in: ``cifar`` and ``multitask``. Any other name with a dot is imported as a module that
-brings its own trainer under the same contract: ``Config`` (a frozen dataclass), ``train(cfg,
-reporter) -> dict`` and ``preflight(cfg)``, and optionally ``DEFAULT_METRIC`` (default
-``best_val_acc``), ``DEFAULT_REPORT`` (``val_acc``) and ``KEY_FIELDS`` (the config fields that
-pick a tuned-defaults row). Every worker imports it, so it must be installed where they run.
+Built in: ``cifar`` (``trainers.cifar``) and ``multitask`` (``trainers.multitask``). Any other
+name with a dot is imported as a module that brings its own trainer under the same contract
+(``trainers/contract.py``): ``Config``, ``train(cfg, reporter) -> dict``, ``preflight(cfg)``
+and ``SEARCH``, a ``TrainerInfo`` declaring what the search side needs to know (tunable
+fields, metrics, the fields that key its tuned defaults, how its data set is named). Every
+entry is built from that declaration alone, so a new trainer needs no edit here. Every worker
+imports the module, so it must be installed where they run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search.errors import SpecError
 
+if TYPE_CHECKING:
+    from trainers.contract import TrainerInfo
+
 __all__ = ["TrainerEntry", "get_trainer", "trainer_names"]
+
 
 
 @dataclass(frozen=True)
@@ -25,9 +33,31 @@ class TrainerEntry:
     config_cls: type
     train: Callable[..., dict[str, Any]]
     preflight: Callable[[Any], None]
-    default_metric: str  # the result key a study optimises unless the spec says otherwise
-    default_report: str  # the per-epoch metric reported for pruning
-    key_fields: tuple[str, ...]  # config fields that pick the tuned-defaults row
+    info: TrainerInfo  # the module's SEARCH declaration
+
+    @property
+    def default_metric(self) -> str:
+        """The result key a study optimises unless the spec says otherwise."""
+        return self.info.default_metric
+
+    @property
+    def default_report(self) -> str:
+        """The per-epoch metric reported for pruning unless the spec says otherwise."""
+        return self.info.default_report
+
+    @property
+    def key_fields(self) -> tuple[str, ...]:
+        """The config fields that pick the tuned-defaults row."""
+        return self.info.key_fields
+
+    @property
+    def tunable_fields(self) -> tuple[str, ...]:
+        """The fields a tuned-defaults row carries."""
+        return self.info.tunable_fields
+
+    def defaults_key(self, cfg: Any) -> tuple[str, str, str, str]:
+        """(trainer, model, optimizer, data set): the key of ``cfg``'s tuned-defaults row."""
+        return self.name, str(cfg.model), str(cfg.optimizer), self.info.dataset_key(cfg)
 
     def field_names(self) -> set[str]:
         return {f.name for f in dataclasses.fields(self.config_cls)}
@@ -53,23 +83,6 @@ class TrainerEntry:
             raise SpecError(f"config: {exc}") from None
 
 
-def _cifar() -> TrainerEntry:
-    from trainers.cifar import CifarConfig, preflight, train
-
-    return TrainerEntry("cifar", CifarConfig, train, preflight, "best_val_acc", "val_acc",
-                        ("model", "optimizer", "dataset"))
-
-
-def _multitask() -> TrainerEntry:
-    from trainers.multitask import MultitaskConfig, preflight, train
-
-    return TrainerEntry("multitask", MultitaskConfig, train, preflight, "best_score", "score",
-                        ("model", "optimizer", "cls_dataset", "seg_dataset"))
-
-
-_TRAINERS: dict[str, Callable[[], TrainerEntry]] = {"cifar": _cifar, "multitask": _multitask}
-
-
 def trainer_names() -> list[str]:
     return sorted(_TRAINERS)
 
@@ -80,22 +93,26 @@ def get_trainer(name: str) -> TrainerEntry:
     if "." not in name:
         raise SpecError(f"unknown trainer {name!r}; expected one of {trainer_names()} or a "
                         "module path such as mypackage.my_trainer")
-    return _from_module(name)
+    return _from_module(name, name)
 
 
-def _from_module(name: str) -> TrainerEntry:
-    import importlib
+def _from_module(name: str, module_path: str) -> TrainerEntry:
+    from trainers.contract import contract_problem
 
     try:
-        module = importlib.import_module(name)
+        module = importlib.import_module(module_path)
     except ImportError as exc:
-        raise SpecError(f"trainer module {name!r} cannot be imported ({exc}); install it where "
-                        "the launcher and every worker run") from None
-    missing = [attr for attr in ("Config", "train", "preflight") if not hasattr(module, attr)]
-    if missing:
-        raise SpecError(f"trainer module {name!r} lacks {missing}; a trainer module defines "
-                        "Config, train(cfg, reporter) and preflight(cfg)")
-    return TrainerEntry(name, module.Config, module.train, module.preflight,
-                        getattr(module, "DEFAULT_METRIC", "best_val_acc"),
-                        getattr(module, "DEFAULT_REPORT", "val_acc"),
-                        tuple(getattr(module, "KEY_FIELDS", ("model", "optimizer", "dataset"))))
+        raise SpecError(f"trainer module {module_path!r} cannot be imported ({exc}); install "
+                        "it where the launcher and every worker run") from None
+    problem = contract_problem(module)
+    if problem is not None:
+        raise SpecError(f"trainer module {module_path!r} {problem}; a trainer module defines "
+                        "Config, train(cfg, reporter), preflight(cfg) and SEARCH = "
+                        "trainers.contract.TrainerInfo(...)")
+    return TrainerEntry(name, module.Config, module.train, module.preflight, module.SEARCH)
+
+
+# Built-in names and their modules, imported on first use (``import search`` loads no torch).
+_TRAINERS: dict[str, Callable[[], TrainerEntry]] = {
+    name: functools.partial(_from_module, name, module)
+    for name, module in (("cifar", "trainers.cifar"), ("multitask", "trainers.multitask"))}

@@ -19,7 +19,7 @@ from search.errors import StudyError
 from search.study.study_spec import StudySpec
 from search.study.trainers import get_trainer
 from search.trial.provenance import code_version, library_versions
-from search.tuning.resolve import defaults_key, tuned_params_from_config
+from search.tuning.resolve import tuned_params_from_config
 from storage.attrs import CONFIG_ATTR
 from storage.defaults import DefaultsKey, PromotionOutcome, promote
 from storage.engine import make_engine
@@ -101,9 +101,9 @@ def promote_best_trial(study: optuna.Study, spec: StudySpec, storage_url: str, *
         values.append(float(result[metric]))
         seeds.append(seed)
     mean = statistics.mean(values)
-    key = DefaultsKey(*defaults_key(spec.trainer, cfg))
+    key = DefaultsKey(*entry.defaults_key(cfg))
     outcome = promote(
-        make_engine(storage_url), key, params=tuned_params_from_config(config),
+        make_engine(storage_url), key, params=tuned_params_from_config(entry, config),
         metric=metric, value=mean, n_seeds=len(values), study_name=study.study_name,
         trial_number=trial.number, code_version=code_version(),
         library_versions=library_versions(), higher_is_better=higher_is_better,

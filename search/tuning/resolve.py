@@ -17,7 +17,6 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from search.errors import SpecError
@@ -26,13 +25,9 @@ from search.study.trainers import TrainerEntry
 
 __all__ = [
     "SCALING_RULES",
-    "TUNED_FIELDS",
     "Resolution",
     "TunedLookup",
     "TunedSnapshot",
-    "dataset_key",
-    "defaults_key",
-    "multitask_dataset_key",
     "resolve_config",
     "snapshot_rows",
     "tuned_params_from_config",
@@ -41,14 +36,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SCALING_RULES = ("linear", "sqrt", "none")
-# The hyperparameters a tuned-defaults row carries: what a study tunes, not what it runs on.
-TUNED_FIELDS = ("lr", "weight_decay", "momentum", "beta1", "beta2", "eps", "alpha", "rho",
-                "lr_decay", "task_weights", "seg_weight", "batch_size", "label_smoothing",
-                "clip_grad_norm",
-                "epochs", "schedule", "milestones", "gamma", "step_size", "exp_per_step",
-                "warmup_epochs", "min_lr", "plateau_patience", "plateau_factor",
-                "plateau_cooldown", "pct_start", "patience", "min_delta")
-
 CODE = "code default"
 DOCUMENT = "code default (optimizer-settings document)"
 EXPLICIT = "explicit"
@@ -62,50 +49,18 @@ class Resolution:
     tuned_row_id: int | None
 
 
-def dataset_key(dataset: str) -> str:
-    """The name a data source is known by in the tuned-defaults table."""
-    if dataset in ("synthetic", "cifar10"):
-        return dataset
-    path = Path(dataset)
-    if "cifar10" in str(path).lower().replace("-", "").replace("_", ""):
-        return "cifar10"
-    name = path.name
-    for suffix in (".tar.gz", ".tgz", ".tar"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def multitask_dataset_key(cls_dataset: str, seg_dataset: str) -> str:
-    """``<classification>+<segmentation>``; an ImageNet-named tree is ``imagenet1k`` and a
-    COCO-named root ``coco-voc21`` (the VOC classes of COCO), matching the documented rows."""
-    cls_key = dataset_key(cls_dataset)
-    if "imagenet" in cls_key.lower() and cls_key != "synthetic":
-        cls_key = "imagenet1k"
-    seg_key = seg_dataset if seg_dataset.startswith("synthetic") else dataset_key(seg_dataset)
-    if "coco" in seg_key.lower() and not seg_key.startswith("synthetic"):
-        seg_key = "coco-voc21"
-    return f"{cls_key}+{seg_key}"
-
-
-def defaults_key(trainer: str, cfg: Any) -> tuple[str, str, str, str]:
-    if hasattr(cfg, "cls_dataset"):
-        data = multitask_dataset_key(str(cfg.cls_dataset), str(cfg.seg_dataset))
-    else:
-        data = dataset_key(str(cfg.dataset))
-    return trainer, str(cfg.model), str(cfg.optimizer), data
-
-
-def tuned_params_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k in TUNED_FIELDS}
+def tuned_params_from_config(entry: TrainerEntry, config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a tuned-defaults row keeps of ``config``: the trainer's tunable fields."""
+    return {k: v for k, v in config.items() if k in entry.tunable_fields}
 
 
 def resolve_config(entry: TrainerEntry, *, explicit: Mapping[str, Any],
                    tuned: Mapping[str, Any] | None, tuned_row_id: int | None = None,
                    scaling_rule: str = "linear", tuned_label: str = "tuned default",
                    whole_config: bool = False) -> Resolution:
-    """``tuned`` is the middle layer: a tuned-defaults row (its TUNED_FIELDS apply) or, with
-    ``whole_config``, a complete config such as a registry version (every field applies)."""
+    """``tuned`` is the middle layer: a tuned-defaults row (the trainer's tunable fields apply)
+    or, with ``whole_config``, a complete config such as a registry version (every field
+    applies)."""
     if scaling_rule not in SCALING_RULES:
         raise SpecError(f"unknown scaling rule {scaling_rule!r}; expected one of "
                         f"{list(SCALING_RULES)}")
@@ -115,7 +70,7 @@ def resolve_config(entry: TrainerEntry, *, explicit: Mapping[str, Any],
         raise SpecError(f"unknown {entry.name} config key(s) {unknown}; valid keys: "
                         f"{sorted(fields)}")
     layer = {k: v for k, v in (tuned or {}).items()
-             if k in fields and (whole_config or k in TUNED_FIELDS) and k not in explicit}
+             if k in fields and (whole_config or k in entry.tunable_fields) and k not in explicit}
     notes: list[str] = []
     if "lr" in layer and "batch_size" in explicit and "batch_size" in (tuned or {}):
         old_bs, new_bs = int(tuned["batch_size"]), int(explicit["batch_size"])  # type: ignore[index]
@@ -192,7 +147,7 @@ class TunedLookup:
 
 
 def _lookup_key(entry: TrainerEntry, explicit: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    return defaults_key(entry.name, entry.build_config(
+    return entry.defaults_key(entry.build_config(
         {k: v for k, v in explicit.items() if k in entry.key_fields}))
 
 

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from search.cli.main import main
 from search.errors import SpecError
 from search.study.study_spec import load_spec, parse_spec
-from search.tuning.resolve import multitask_dataset_key
+from trainers.dataset_keys import multitask_dataset_key
 
 _TINY_CONFIG = {"model": "resnet18", "num_classes": 10, "cls_image_size": 32,
                 "seg_image_size": 32, "epochs": 2, "steps_per_epoch": 2, "val_limit": 16,

@@ -4,6 +4,7 @@ trials that run out of memory."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,6 @@ from search.run.launch import create_or_join
 from search.run.stop_rules import stop_reason
 from search.run.worker import run_worker
 from search.study.study_spec import parse_spec
-from search.study.trainers import TrainerEntry
 from storage import open_optuna_storage
 from storage.attrs import CREATED_AT_ATTR
 
@@ -99,15 +99,14 @@ def test_bad_stop_and_fault_tolerance_settings_are_named(tiny_spec: dict[str, An
 def test_out_of_memory_fails_the_trial_not_the_worker(
         tiny_spec: dict[str, Any], sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from search.study import trainers as trainer_registry
-    from trainers.cifar import CifarConfig, preflight, train
+    from trainers.cifar import CifarConfig, train
 
     def train_or_oom(cfg: CifarConfig, reporter: Any = None) -> dict[str, Any]:
         if cfg.batch_size == 64:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return train(cfg, reporter)
 
-    entry = TrainerEntry("cifar", CifarConfig, train_or_oom, preflight, "best_val_acc",
-                         "val_acc", ("model", "optimizer", "dataset"))
+    entry = dataclasses.replace(trainer_registry.get_trainer("cifar"), train=train_or_oom)
     monkeypatch.setitem(trainer_registry._TRAINERS, "cifar", lambda: entry)
     tiny_spec["budget"] = {"trials": 6, "workers": 1}
     tiny_spec["baselines"] = []
