@@ -176,13 +176,13 @@ def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 def _cmd_launch(args: argparse.Namespace) -> int:
     from search.report.progress import format_config
     from search.run.launch import launch
-    from search.study.study_spec import load_spec
+    from search.study.study_spec import load_spec, with_overrides
     from storage import redact, resolve_storage_url
 
-    spec = load_spec(args.spec).with_overrides(
-        name=args.study_name, trials=args.trials, workers=args.workers, epochs=args.epochs,
-        config=_parse_overrides(args.overrides), checkpoint_dir=args.checkpoint_dir,
-        artifact_store=args.artifact_store)
+    spec = with_overrides(
+        load_spec(args.spec), name=args.study_name, trials=args.trials, workers=args.workers,
+        epochs=args.epochs, config=_parse_overrides(args.overrides),
+        checkpoint_dir=args.checkpoint_dir, artifact_store=args.artifact_store)
     url = resolve_storage_url(args.storage)
     emit, progress = _line_printers()
     executor: Any = None

@@ -20,8 +20,8 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
 from search.errors import StudyError
+from search.study.model import ParamSpec, StudySpec
 from search.study.space import OutsideSpace, to_optuna_params
-from search.study.study_spec import ParamSpec, StudySpec
 from storage.attrs import IMPORTED_ATTR
 
 __all__ = ["check_source", "config_to_params", "import_trials"]

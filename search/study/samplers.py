@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 
 from search.errors import SpecError
-from search.study.study_spec import ComponentSpec
+from search.study.model import ComponentSpec
 
 __all__ = ["PRUNER_NAMES", "SAMPLER_NAMES", "build_pruner", "build_sampler"]
 

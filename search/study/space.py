@@ -11,11 +11,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from search.errors import SpecError
+from search.study.model import BaselineSpec, ParamSpec, StudySpec
 
 if TYPE_CHECKING:
     import optuna
-
-    from search.study.study_spec import BaselineSpec, ParamSpec, StudySpec
 
 __all__ = [
     "OutsideSpace",

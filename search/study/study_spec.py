@@ -39,23 +39,32 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 from search.errors import SpecError
+from search.study.model import (
+    BaselineSpec,
+    ComponentSpec,
+    FaultTolerance,
+    ParamSpec,
+    StopRules,
+    StudySpec,
+)
+from search.study.space import (
+    baseline_to_optuna_params,
+    representative_params,
+    to_config_changes,
+)
+from search.study.trainers import TrainerEntry, get_trainer
 
 __all__ = [
-    "BaselineSpec",
-    "ComponentSpec",
-    "FaultTolerance",
-    "ParamSpec",
-    "StopRules",
-    "StudySpec",
+    "StudySpec",  # defined in search/study/model.py; re-exported for its many readers
     "load_spec",
     "parse_spec",
+    "with_overrides",
 ]
 
 _PARAM_TYPES = ("float", "int", "categorical", "milestones")
@@ -66,216 +75,49 @@ _SCALED_WITH_EPOCHS = ("patience",)
 _PRUNER_RESOURCE_KEYS = ("min_resource", "max_resource", "n_warmup_steps", "n_min_trials")
 
 
-@dataclass(frozen=True)
-class ParamSpec:
-    name: str
-    type: str
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    choices: tuple[Any, ...] = ()
-    count: int = 0
-
-    def optuna_names(self) -> list[str]:
-        """Names of the Optuna parameters behind this one (milestones fan out)."""
-        if self.type == "milestones":
-            return [f"{self.name}_{i}" for i in range(1, self.count + 1)]
-        return [self.name]
-
-    def contains(self, value: Any) -> bool:
-        if self.type == "categorical":
-            return value in self.choices
-        assert self.low is not None and self.high is not None
-        return isinstance(value, int | float) and self.low <= value <= self.high
-
-    def describe(self) -> str:
-        if self.type == "categorical":
-            return f"one of {list(self.choices)}"
-        return f"in [{self.low}, {self.high}]"
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type}
-        if self.type == "categorical":
-            out["choices"] = list(self.choices)
-            return out
-        out.update(low=self.low, high=self.high)
-        if self.type == "milestones":
-            out["count"] = self.count
-            return out
-        if self.log:
-            out["log"] = True
-        if self.step is not None:
-            out["step"] = self.step
-        return out
-
-
-@dataclass(frozen=True)
-class ComponentSpec:
-    """A sampler or pruner: its name and keyword options (pruners may nest a ``wrapped``)."""
-
-    name: str
-    options: Mapping[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, **self.options}
-
-
-@dataclass(frozen=True)
-class BaselineSpec:
-    name: str
-    params: Mapping[str, Any]  # space parameters; milestones as epochs
-    config: Mapping[str, Any]  # fixed trainer settings that differ for this baseline
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "params": dict(self.params)}
-        if self.config:
-            out["config"] = dict(self.config)
-        return out
-
-
-@dataclass(frozen=True)
-class StopRules:
-    at_target: bool = False  # stop once a finished trial reaches success.target
-    no_improvement_trials: int | None = None  # stop after K finished trials without a new best
-    wall_clock_s: float | None = None  # stop starting trials this long after creation
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, False)}
-
-
-@dataclass(frozen=True)
-class FaultTolerance:
-    checkpoint_dir: str | None = None  # per-trial checkpoints under <dir>/<study>/trial-<n>
-    artifact_store: str | None = None  # or uploaded there (search/trial/checkpoints.py)
-    heartbeat_interval_s: int = 30
-    grace_period_s: int = 120
-    max_retries: int = 3  # a trial whose worker died is re-queued this many times
-
-    def to_dict(self) -> dict[str, Any]:
-        defaults = FaultTolerance()
-        return {k: v for k, v in dataclasses.asdict(self).items()
-                if v != getattr(defaults, k)}
-
-
-@dataclass(frozen=True)
-class StudySpec:
-    name: str
-    trainer: str
-    metric: str
-    direction: str
-    report_metric: str
-    target: float | None
-    max_train_val_gap: float | None
-    n_trials: int
-    workers: int
-    config: Mapping[str, Any]
-    space: tuple[ParamSpec, ...]
-    sampler: ComponentSpec
-    pruner: ComponentSpec
-    baselines: tuple[BaselineSpec, ...]
-    description: str = ""
-    pins: tuple[str, ...] = ()  # registry references re-measured as first trials
-    metrics: tuple[str, ...] = ()  # a multi-objective study: every objective, in order
-    directions: tuple[str, ...] = ()
-    stop: StopRules = StopRules()
-    fault_tolerance: FaultTolerance = FaultTolerance()
-
-    @property
-    def multi_objective(self) -> bool:
-        return len(self.metrics) > 1
-
-    def metric_label(self) -> str:
-        return ",".join(self.metrics) if self.multi_objective else self.metric
-
-    def optuna_directions(self) -> list[str]:
-        return list(self.directions) if self.multi_objective else [self.direction]
-
-    def epochs(self) -> int:
-        """The epoch budget of a regular trial (spec config, else the trainer's code default)."""
-        if "epochs" in self.config:
-            return int(self.config["epochs"])
-        from search.study.trainers import get_trainer
-
-        return int(get_trainer(self.trainer).build_config().epochs)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The canonical form: ``parse_spec(spec.to_dict()) == spec``."""
-        out: dict[str, Any] = {
-            "name": self.name,
-            "trainer": self.trainer,
-            "objective": ({"metrics": list(self.metrics), "directions": list(self.directions)}
-                          if self.multi_objective else
-                          {"metric": self.metric, "direction": self.direction,
-                           "report": self.report_metric}),
-            "budget": {"trials": self.n_trials, "workers": self.workers},
-            "config": dict(self.config),
-            "space": {p.name: p.to_dict() for p in self.space},
-            "sampler": self.sampler.to_dict(),
-            "pruner": self.pruner.to_dict(),
-            "baselines": [b.to_dict() for b in self.baselines],
-        }
-        success = {k: v for k, v in (("target", self.target),
-                                     ("max_train_val_gap", self.max_train_val_gap))
-                   if v is not None}
-        if success:
-            out["success"] = success
-        if self.pins:
-            out["pins"] = list(self.pins)
-        if self.stop.to_dict():
-            out["stop"] = self.stop.to_dict()
-        if self.fault_tolerance.to_dict():
-            out["fault_tolerance"] = self.fault_tolerance.to_dict()
-        if self.description:
-            out["description"] = self.description
-        return out
-
-    def with_overrides(self, *, name: str | None = None, trials: int | None = None,
-                       workers: int | None = None, epochs: int | None = None,
-                       config: Mapping[str, Any] | None = None,
-                       checkpoint_dir: str | None = None,
-                       artifact_store: str | None = None) -> StudySpec:
-        """Command-line overrides. ``epochs`` shrinks or grows the whole study: the epoch
-        budget, patience, the baselines' own epoch settings and the pruner's resources scale
-        by the same factor (milestones are fractions and follow by themselves)."""
-        raw = self.to_dict()
-        if name is not None:
-            raw["name"] = name
-        if trials is not None:
-            raw["budget"]["trials"] = trials
-        if workers is not None:
-            raw["budget"]["workers"] = workers
-        if config:
-            raw["config"].update(config)
-        if checkpoint_dir is not None:
-            raw.setdefault("fault_tolerance", {})["checkpoint_dir"] = checkpoint_dir
-        if artifact_store is not None:
-            raw.setdefault("fault_tolerance", {})["artifact_store"] = artifact_store
-        if epochs is not None:
-            if epochs < 1:
-                raise SpecError(f"--epochs must be >= 1, got {epochs}")
-            factor = epochs / self.epochs()
-            raw["config"]["epochs"] = epochs
-            for key in _SCALED_WITH_EPOCHS:
-                if key in raw["config"]:
-                    raw["config"][key] = _scale(raw["config"][key], factor)
-            for baseline, parsed in zip(raw["baselines"], self.baselines, strict=True):
-                bcfg = baseline.get("config", {})
-                # Milestones stay the same fractions of the baseline's (rescaled) budget.
-                own_epochs = self.baseline_epochs(parsed)
-                for p in self.space:
-                    if p.type == "milestones":
-                        baseline["params"][p.name] = [
-                            m / own_epochs if isinstance(m, int) else m
-                            for m in baseline["params"][p.name]]
-                for key in ("epochs", *_SCALED_WITH_EPOCHS):
-                    if key in bcfg:
-                        bcfg[key] = _scale(bcfg[key], factor)
-            _scale_pruner(raw["pruner"], factor)
-        return parse_spec(raw, source="overrides")
-
-    def baseline_epochs(self, baseline: BaselineSpec) -> int:
-        return int(baseline.config.get("epochs", self.epochs()))
+def with_overrides(spec: StudySpec, *, name: str | None = None, trials: int | None = None,
+                   workers: int | None = None, epochs: int | None = None,
+                   config: Mapping[str, Any] | None = None,
+                   checkpoint_dir: str | None = None,
+                   artifact_store: str | None = None) -> StudySpec:
+    """``spec`` with command-line overrides, validated again. ``epochs`` shrinks or grows the
+    whole study: the epoch budget, patience, the baselines' own epoch settings and the pruner's
+    resources scale by the same factor (milestones are fractions and follow by themselves)."""
+    raw = spec.to_dict()
+    if name is not None:
+        raw["name"] = name
+    if trials is not None:
+        raw["budget"]["trials"] = trials
+    if workers is not None:
+        raw["budget"]["workers"] = workers
+    if config:
+        raw["config"].update(config)
+    if checkpoint_dir is not None:
+        raw.setdefault("fault_tolerance", {})["checkpoint_dir"] = checkpoint_dir
+    if artifact_store is not None:
+        raw.setdefault("fault_tolerance", {})["artifact_store"] = artifact_store
+    if epochs is not None:
+        if epochs < 1:
+            raise SpecError(f"--epochs must be >= 1, got {epochs}")
+        factor = epochs / spec.epochs()
+        raw["config"]["epochs"] = epochs
+        for key in _SCALED_WITH_EPOCHS:
+            if key in raw["config"]:
+                raw["config"][key] = _scale(raw["config"][key], factor)
+        for baseline, parsed in zip(raw["baselines"], spec.baselines, strict=True):
+            bcfg = baseline.get("config", {})
+            # Milestones stay the same fractions of the baseline's (rescaled) budget.
+            own_epochs = spec.baseline_epochs(parsed)
+            for p in spec.space:
+                if p.type == "milestones":
+                    baseline["params"][p.name] = [
+                        m / own_epochs if isinstance(m, int) else m
+                        for m in baseline["params"][p.name]]
+            for key in ("epochs", *_SCALED_WITH_EPOCHS):
+                if key in bcfg:
+                    bcfg[key] = _scale(bcfg[key], factor)
+        _scale_pruner(raw["pruner"], factor)
+    return parse_spec(raw, source="overrides")
 
 
 def _scale(value: Any, factor: float) -> int:
@@ -311,67 +153,25 @@ def load_spec(path: str | Path) -> StudySpec:
 
 
 def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
+    """``raw`` (a spec file's YAML) as a validated StudySpec; a SpecError names ``source``, the
+    key path and the fix. The sections are read in the order the errors are reported."""
     p = _Parser(source)
     top = p.mapping(raw, "", _TOP_KEYS, required=("name", "trainer", "space"))
     name = p.string(top["name"], "name")
     trainer = p.string(top["trainer"], "trainer")
-
-    from search.study.trainers import get_trainer
-
-    try:
-        entry = get_trainer(trainer)
-    except SpecError as exc:
-        raise SpecError(f"{source}: trainer: {exc}") from None
-
-    obj = p.mapping(top.get("objective", {}), "objective",
-                    ("metric", "direction", "report", "metrics", "directions"))
-    metrics, directions = _objectives(p, obj)
-    direction = directions[0] if directions else obj.get("direction", "maximize")
-    if direction not in _DIRECTIONS:
-        p.fail("objective.direction", f"unknown direction {direction!r}; expected one of "
-                                      f"{list(_DIRECTIONS)}")
-    success = p.mapping(top.get("success", {}), "success", ("target", "max_train_val_gap"))
-    target = p.number(success["target"], "success.target") if "target" in success else None
-    gap = None
-    if "max_train_val_gap" in success:
-        gap = p.number(success["max_train_val_gap"], "success.max_train_val_gap")
-        if not 0 < gap <= 1:
-            p.fail("success.max_train_val_gap", f"{gap} is not a fraction in (0, 1]; write "
-                                                "8 points as 0.08")
-    budget = p.mapping(top.get("budget", {}), "budget", ("trials", "workers"))
-    n_trials = p.integer(budget.get("trials", 20), "budget.trials", minimum=1)
-    workers = p.integer(budget.get("workers", 1), "budget.workers", minimum=1)
-
-    config = dict(p.mapping(top.get("config", {}), "config", None))
-    space = tuple(_param(p, pname, pval, entry.field_names())
-                  for pname, pval in p.mapping(top["space"], "space", None).items())
-    if not space:
-        p.fail("space", "the search space is empty; give at least one parameter")
-    _check_config(p, entry, "config", config, space)
-
-    from search.study.samplers import PRUNER_NAMES, SAMPLER_NAMES, build_pruner, build_sampler
-
-    sampler = _component(p, top.get("sampler", {"name": "tpe"}), "sampler", SAMPLER_NAMES)
-    pruner = _component(p, top.get("pruner", {"name": "none"}), "pruner", PRUNER_NAMES)
-    try:
-        build_sampler(sampler)
-        build_pruner(pruner)
-    except SpecError as exc:
-        raise SpecError(f"{source}: {exc}") from None
-
-    if metrics:
-        if pruner.name != "none":
-            p.fail("pruner", f"Optuna cannot prune a multi-objective study ({list(metrics)}); "
-                             "set pruner: {name: none}, or optimise one metric (for the "
-                             "multitask trainer, best_score) to prune")
-        if target is not None or gap is not None:
-            p.fail("success", "a multi-objective study has no single target or gap "
-                              "constraint; remove success, or optimise one metric")
+    entry = _trainer(p, trainer)
+    objective = _objective(p, top.get("objective", {}), entry)
+    target, gap = _success(p, top.get("success", {}))
+    n_trials, workers = _budget(p, top.get("budget", {}))
+    config, space = _config_and_space(p, entry, top.get("config", {}), top["space"])
+    sampler, pruner = _sampler_and_pruner(p, top.get("sampler", {"name": "tpe"}),
+                                          top.get("pruner", {"name": "none"}))
+    if objective.metrics:
+        _check_multi_objective(p, objective.metrics, pruner, target, gap)
     spec = StudySpec(
-        name=name, trainer=trainer,
-        metric=metrics[0] if metrics else obj.get("metric", entry.default_metric),
-        direction=direction, report_metric=obj.get("report", entry.default_report),
-        target=target, metrics=metrics, directions=directions,
+        name=name, trainer=trainer, metric=objective.metric, direction=objective.direction,
+        report_metric=objective.report, target=target, metrics=objective.metrics,
+        directions=objective.directions,
         max_train_val_gap=gap, n_trials=n_trials, workers=workers, config=config, space=space,
         sampler=sampler, pruner=pruner, baselines=(),
         description=str(top.get("description", "")),
@@ -380,18 +180,107 @@ def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
         pins=tuple(p.string(ref, f"pins[{i}]")
                    for i, ref in enumerate(p.sequence(top.get("pins", []), "pins"))),
     )
+    return _with_baselines(p, spec, entry, top.get("baselines", []))
+
+
+def _trainer(p: _Parser, trainer: str) -> TrainerEntry:
+    try:
+        return get_trainer(trainer)
+    except SpecError as exc:
+        raise SpecError(f"{p.source}: trainer: {exc}") from None
+
+
+class _Objective(NamedTuple):
+    metric: str
+    direction: str
+    report: str
+    metrics: tuple[str, ...]  # a multi-objective study; empty for a single objective
+    directions: tuple[str, ...]
+
+
+def _objective(p: _Parser, raw: Any, entry: TrainerEntry) -> _Objective:
+    obj = p.mapping(raw, "objective", ("metric", "direction", "report", "metrics", "directions"))
+    metrics, directions = _objectives(p, obj)
+    direction = directions[0] if directions else obj.get("direction", "maximize")
+    if direction not in _DIRECTIONS:
+        p.fail("objective.direction", f"unknown direction {direction!r}; expected one of "
+                                      f"{list(_DIRECTIONS)}")
+    return _Objective(metric=metrics[0] if metrics else obj.get("metric", entry.default_metric),
+                      direction=direction, report=obj.get("report", entry.default_report),
+                      metrics=metrics, directions=directions)
+
+
+def _success(p: _Parser, raw: Any) -> tuple[float | None, float | None]:
+    """The target and the largest train-val gap, each None when not given."""
+    success = p.mapping(raw, "success", ("target", "max_train_val_gap"))
+    target = p.number(success["target"], "success.target") if "target" in success else None
+    gap = None
+    if "max_train_val_gap" in success:
+        gap = p.number(success["max_train_val_gap"], "success.max_train_val_gap")
+        if not 0 < gap <= 1:
+            p.fail("success.max_train_val_gap", f"{gap} is not a fraction in (0, 1]; write "
+                                                "8 points as 0.08")
+    return target, gap
+
+
+def _budget(p: _Parser, raw: Any) -> tuple[int, int]:
+    """Trials and workers."""
+    budget = p.mapping(raw, "budget", ("trials", "workers"))
+    return (p.integer(budget.get("trials", 20), "budget.trials", minimum=1),
+            p.integer(budget.get("workers", 1), "budget.workers", minimum=1))
+
+
+def _config_and_space(p: _Parser, entry: TrainerEntry, raw_config: Any, raw_space: Any
+                      ) -> tuple[dict[str, Any], tuple[ParamSpec, ...]]:
+    """The fixed settings and the search space, checked to build a trainer config together."""
+    config = dict(p.mapping(raw_config, "config", None))
+    space = tuple(_param(p, pname, pval, entry.field_names())
+                  for pname, pval in p.mapping(raw_space, "space", None).items())
+    if not space:
+        p.fail("space", "the search space is empty; give at least one parameter")
+    _check_config(p, entry, "config", config, space)
+    return config, space
+
+
+def _sampler_and_pruner(p: _Parser, raw_sampler: Any, raw_pruner: Any
+                        ) -> tuple[ComponentSpec, ComponentSpec]:
+    """Both checked by building them, so a wrong option fails here, not in a worker."""
+    # Imported here: samplers.py loads Optuna, and importing search loads none.
+    from search.study.samplers import PRUNER_NAMES, SAMPLER_NAMES, build_pruner, build_sampler
+
+    sampler = _component(p, raw_sampler, "sampler", SAMPLER_NAMES)
+    pruner = _component(p, raw_pruner, "pruner", PRUNER_NAMES)
+    try:
+        build_sampler(sampler)
+        build_pruner(pruner)
+    except SpecError as exc:
+        raise SpecError(f"{p.source}: {exc}") from None
+    return sampler, pruner
+
+
+def _check_multi_objective(p: _Parser, metrics: tuple[str, ...], pruner: ComponentSpec,
+                           target: float | None, gap: float | None) -> None:
+    if pruner.name != "none":
+        p.fail("pruner", f"Optuna cannot prune a multi-objective study ({list(metrics)}); "
+                         "set pruner: {name: none}, or optimise one metric (for the "
+                         "multitask trainer, best_score) to prune")
+    if target is not None or gap is not None:
+        p.fail("success", "a multi-objective study has no single target or gap "
+                          "constraint; remove success, or optimise one metric")
+
+
+def _with_baselines(p: _Parser, spec: StudySpec, entry: TrainerEntry, raw: Any) -> StudySpec:
+    """``spec`` with its baselines, each checked to be a point of the space."""
     baselines = tuple(_baseline(p, i, b, spec, entry)
-                      for i, b in enumerate(p.sequence(top.get("baselines", []), "baselines")))
+                      for i, b in enumerate(p.sequence(raw, "baselines")))
     if len({b.name for b in baselines}) != len(baselines):
         p.fail("baselines", "two baselines share a name; give each a distinct name")
-    if len(baselines) > n_trials:
-        p.fail("budget.trials", f"{n_trials} trials cannot hold the {len(baselines)} baselines; "
-                                f"use at least {len(baselines)} trials")
+    if len(baselines) > spec.n_trials:
+        p.fail("budget.trials", f"{spec.n_trials} trials cannot hold the {len(baselines)} "
+                                f"baselines; use at least {len(baselines)} trials")
     # Milestone fractions are turned into epochs by the objective; check the round trip now.
     spec = dataclasses.replace(spec, baselines=baselines)
     for b in baselines:
-        from search.study.space import baseline_to_optuna_params
-
         baseline_to_optuna_params(spec, b)
     return spec
 
@@ -521,11 +410,9 @@ class _Parser:
         return int(value)
 
 
-def _check_config(p: _Parser, entry: Any, where: str, config: Mapping[str, Any],
+def _check_config(p: _Parser, entry: TrainerEntry, where: str, config: Mapping[str, Any],
                   space: tuple[ParamSpec, ...]) -> None:
     """The config must build a valid trainer config together with any point of the space."""
-    from search.study.space import representative_params, to_config_changes
-
     unknown = sorted(set(config) - entry.field_names())
     if unknown:
         p.fail(f"{where}.{unknown[0]}", f"unknown {entry.name} config key; valid keys: "
@@ -598,7 +485,8 @@ def _component(p: _Parser, raw: Any, where: str, names: Sequence[str]) -> Compon
     return ComponentSpec(name, body)
 
 
-def _baseline(p: _Parser, index: int, raw: Any, spec: StudySpec, entry: Any) -> BaselineSpec:
+def _baseline(p: _Parser, index: int, raw: Any, spec: StudySpec, entry: TrainerEntry
+              ) -> BaselineSpec:
     where = f"baselines[{index}]"
     body = p.mapping(raw, where, ("name", "params", "config"), required=("name", "params"))
     name = p.string(body["name"], f"{where}.name")

@@ -9,7 +9,7 @@ import yaml
 
 from search.errors import SpecError
 from search.study.space import baseline_to_optuna_params
-from search.study.study_spec import load_spec, parse_spec
+from search.study.study_spec import load_spec, parse_spec, with_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +45,7 @@ def test_canonical_form_round_trips(tiny_spec: dict[str, Any]) -> None:
 
 
 def test_epochs_override_rescales_the_whole_study() -> None:
-    spec = load_spec(ROOT / "examples" / "round2.yaml").with_overrides(epochs=25)
+    spec = with_overrides(load_spec(ROOT / "examples" / "round2.yaml"), epochs=25)
     assert spec.config["epochs"] == 25 and spec.config["patience"] == 4  # 35 * 25/250
     round1 = spec.baselines[0]
     assert round1.config["epochs"] == 20 and round1.config["patience"] == 3
