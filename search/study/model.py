@@ -1,9 +1,8 @@
 """What a study is made of, as frozen data: its search space (``ParamSpec``), sampler and
 pruner (``ComponentSpec``), baselines, stop rules, fault tolerance, and the ``StudySpec`` that
 holds them. Built and validated by search/study/study_spec.py (``parse_spec``) only; read by
-everything else. This module imports nothing else from search/study/ but the trainer registry
-(for a spec's default epoch budget), so space.py and samplers.py can build on it while the
-parser builds on them.
+everything else. Of search/study/ it imports only the trainer registry (for a spec's default
+epoch budget), so space.py and samplers.py build on it and the parser on them.
 """
 
 from __future__ import annotations
@@ -12,6 +11,8 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from search.study.trainers import get_trainer
 
 __all__ = ["BaselineSpec", "ComponentSpec", "FaultTolerance", "ParamSpec", "StopRules",
            "StudySpec"]
@@ -146,8 +147,6 @@ class StudySpec:
         """The epoch budget of a regular trial (spec config, else the trainer's code default)."""
         if "epochs" in self.config:
             return int(self.config["epochs"])
-        from search.study.trainers import get_trainer
-
         return int(get_trainer(self.trainer).build_config().epochs)
 
     def to_dict(self) -> dict[str, Any]:
