@@ -89,7 +89,7 @@ def test_every_module_imports_without_side_effects(tmp_path: Path) -> None:
 
     assert not result["failures"], result["failures"]
     modules = set(result["modules"])
-    for expected in ("search.cli.main", "search.run.launch", "storage.grpc_proxy",
+    for expected in ("search.api", "search.cli.main", "search.run.launch", "storage.grpc_proxy",
                      "trainers.cifar", "trainers.multitask"):
         assert expected in modules, f"{expected} was not found by pkgutil.walk_packages"
     assert not result["new_threads"], f"importing started threads: {result['new_threads']}"
