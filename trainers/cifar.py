@@ -55,6 +55,7 @@ from trainers.runtime import (
     autocast,
     config_parser,
     divergence_check_every,
+    memory_format_for,
     parse_args_into,
     pick_device,
 )
@@ -204,12 +205,12 @@ def train(cfg: CifarConfig, reporter: Reporter | None = None) -> dict[str, float
     train_x, train_y = _to_device(train_set.images, home), _to_device(train_set.labels, home)
     val_x, val_y = _to_device(val_set.images, home), _to_device(val_set.labels, home)
     mean, std = mean.to(device), std.to(device)
-    # channels_last on CPU too: oneDNN's convolutions run about 1.25x faster in it here
-    # (benchmarks/trainer_throughput.py).
-    memory_format = torch.channels_last
     amp = amp_dtype(cfg.amp, device)
 
     model = resnet18_cifar(num_classes=cfg.num_classes, width=cfg.width)
+    # channels_last where safe: oneDNN's convolutions run 1.2-1.5x faster in it on CPU, but its
+    # AVX2 kernels crash or hang under 8 channels (trainers/runtime.py).
+    memory_format = memory_format_for(model, device)
     model = model.to(device).to(memory_format=memory_format)
     # No weight decay on BatchNorm and bias parameters: decaying BN scales fights the
     # normalisation and only costs accuracy.

@@ -62,6 +62,7 @@ from trainers.runtime import (
     autocast,
     config_parser,
     divergence_check_every,
+    memory_format_for,
     parse_args_into,
     pick_device,
 )
@@ -274,7 +275,8 @@ def train(cfg: MultitaskConfig, reporter: Reporter | None = None
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.momentum = cfg.bn_momentum
-    model = model.to(device).to(memory_format=torch.channels_last)
+    memory_format = memory_format_for(model, device)  # see trainers/runtime.py
+    model = model.to(device).to(memory_format=memory_format)
     groups = [{"params": [p for p in model.parameters() if p.dim() > 1], "decay": 1.0},
               {"params": [p for p in model.parameters() if p.dim() <= 1], "decay": 0.0}]
     optimizer = build_optimizer(cfg.optimizer, groups, cfg.optimizer_settings(),
