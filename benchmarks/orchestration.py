@@ -171,9 +171,10 @@ def hpsearch_seconds_per_trial(url: str, name: str, trials: int,
                                proxy: tuple[str, int] | None = None) -> float:
     from search.run.launch import launch
     from search.study.study_spec import parse_spec
+    from storage import open_storage
 
     spec = parse_spec(_spec(name, trials))
-    result = launch(spec, url, promote=False, emit=lambda line: None,
+    result = launch(spec, open_storage(url), promote=False, emit=lambda line: None,
                     worker_storage_url=None if proxy is None else f"grpc://{proxy[0]}:{proxy[1]}")
     assert result.execution.trials_run == trials, result.execution
     return per_trial_seconds(url, name)
@@ -292,9 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         ref_big = reference_seconds_per_trial(url, args.extra, name="reference-big", skip=warm)
         from search.run.launch import launch
         from search.study.study_spec import parse_spec
+        from storage import open_storage
 
         spec = parse_spec(_spec("hpsearch-0", args.big + args.extra))
-        launch(spec, url, promote=False, emit=lambda line: None)
+        launch(spec, open_storage(url), promote=False, emit=lambda line: None)
         big = per_trial_seconds(url, "hpsearch-0", skip=warm)
         print(f"at {args.big} trials: plain optuna {1000 * ref_big:.1f} ms, hpsearch "
               f"{1000 * big:.1f} ms per trial (last {args.extra - args.extra // 5} of "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from storage.errors import StorageError
+from storage.handle import OptunaSettings, StorageHandle, open_storage
 from storage.locks import StudyLock
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.optuna_storage import open_optuna_storage
@@ -11,12 +12,15 @@ from storage.url import DEFAULT_STORAGE, ENV_VAR, check_reachable, redact, resol
 __all__ = [
     "DEFAULT_STORAGE",
     "ENV_VAR",
+    "OptunaSettings",
     "StorageError",
+    "StorageHandle",
     "StudyLock",
     "check_reachable",
     "current_revision",
     "head_revision",
     "open_optuna_storage",
+    "open_storage",
     "redact",
     "resolve_storage_url",
     "upgrade",

@@ -1,18 +1,18 @@
-"""Apply hpsearch's Alembic migrations to a storage URL (``hpsearch db upgrade``)."""
+"""Apply hpsearch's Alembic migrations to a storage (``hpsearch db upgrade``), on the
+process's one engine (storage/handle.py)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-import sqlalchemy
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from storage.handle import StorageHandle
 from storage.races import retry_schema_race
-from storage.url import check_reachable, redact
 
 __all__ = ["VERSION_TABLE", "current_revision", "head_revision", "upgrade"]
 
@@ -34,33 +34,24 @@ def head_revision() -> str:
     return head
 
 
-def current_revision(url: str) -> str | None:
-    check_reachable(url)
-    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-            return ctx.get_current_revision()
-    finally:
-        engine.dispose()
+def current_revision(storage: StorageHandle) -> str | None:
+    with storage.engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return ctx.get_current_revision()
 
 
-def upgrade(url: str, revision: str = "head") -> tuple[str | None, str]:
+def upgrade(storage: StorageHandle, revision: str = "head") -> tuple[str | None, str]:
     """Upgrade to ``revision``; return (revision before, revision after)."""
-    before = current_revision(url)
-    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    before = current_revision(storage)
 
     def run() -> None:
-        with engine.begin() as conn:
+        with storage.engine.begin() as conn:
             cfg = _config()
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
 
-    try:
-        retry_schema_race(run, what="migrating hpsearch's tables")
-    finally:
-        engine.dispose()
-    after = current_revision(url)
-    log.info("migrated %s from %s to %s", redact(url), before, after)
+    retry_schema_race(run, what="migrating hpsearch's tables")
+    after = current_revision(storage)
+    log.info("migrated %s from %s to %s", storage.redacted, before, after)
     assert after is not None
     return before, after

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -80,26 +80,30 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def check_reachable(url: str, *, timeout_s: int = 5) -> None:
-    """Open one connection, or raise StorageError naming the URL and what to do."""
+    """Open one connection, or raise StorageError naming the URL and what to do.
+
+    The connection is made by the dialect's driver itself, not through an engine: a process
+    builds one engine for its storage (storage/handle.py), and checking must not add another."""
     parsed = parse_url(url)
-    connect_args: dict[str, object] = {}
     backend = parsed.get_backend_name()
-    if backend == "postgresql":
-        connect_args["connect_timeout"] = timeout_s
-    elif backend == "sqlite":
+    if backend == "sqlite":
         path = sqlite_path(url)
         if path is not None and not path.parent.is_dir():
             raise StorageError(f"storage URL {url!r}: directory {str(path.parent)!r} does not "
                                "exist; create it or point --storage elsewhere")
-    engine = sqlalchemy.create_engine(url, connect_args=connect_args,
-                                      poolclass=sqlalchemy.pool.NullPool)
     try:
-        with engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT 1"))
+        dialect_cls: Any = parsed.get_dialect()
+        dialect = dialect_cls(dbapi=dialect_cls.import_dbapi())
+        args, kwargs = dialect.create_connect_args(parsed)
+        if backend == "postgresql":
+            kwargs["connect_timeout"] = timeout_s
+        conn = dialect.connect(*args, **kwargs)
+        try:
+            conn.cursor().execute("SELECT 1")
+        finally:
+            conn.close()
     except Exception as exc:  # driver errors differ per backend; all mean "cannot use it"
         text = str(getattr(exc, "orig", None) or exc).strip()
         reason = text.splitlines()[0] if text else type(exc).__name__
         raise StorageError(f"cannot reach storage {redact(url)!r}: {reason}; check that the "
                            f"server runs and the URL is right (--storage or {ENV_VAR})") from exc
-    finally:
-        engine.dispose()

@@ -6,17 +6,18 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["add_commands", "load_study_or_fail", "print_promotion"]
+from search.cli.common import parse_overrides, storage_parent
 
-_STORAGE_HELP = "database URL (default: $HPSEARCH_STORAGE, else sqlite:///hpsearch.db)"
+__all__ = ["add_commands", "print_promotion"]
 
 
-def add_commands(sub: Any, parse_overrides: Callable[[list[str]], dict[str, Any]]) -> None:
-    p = sub.add_parser("train", help="train one configuration, showing where each value "
-                                     "came from")
+def add_commands(sub: Any) -> None:
+    storage = storage_parent()
+    p = sub.add_parser("train", parents=[storage], help="train one configuration, showing "
+                                                        "where each value came from")
     p.add_argument("--trainer", default="cifar")
     p.add_argument("--model")
     p.add_argument("--optimizer")
@@ -29,82 +30,77 @@ def add_commands(sub: Any, parse_overrides: Callable[[list[str]], dict[str, Any]
     p.add_argument("--scaling-rule", default="linear", choices=["linear", "sqrt", "none"],
                    help="how the tuned LR follows a different batch size")
     p.add_argument("--dry-run", action="store_true", help="print the resolution, do not train")
-    p.add_argument("--storage", help=_STORAGE_HELP)
-    p.set_defaults(func=lambda a: _cmd_train(a, parse_overrides))
+    p.set_defaults(func=_cmd_train)
 
     defaults = sub.add_parser("defaults", help="the tuned-defaults table").add_subparsers(
         dest="defaults_command", required=True)
-    p = defaults.add_parser("show", help="current rows, each with a command reproducing it")
+    p = defaults.add_parser("show", parents=[storage],
+                            help="current rows, each with a command reproducing it")
     for flag in ("--trainer", "--model", "--optimizer", "--dataset"):
         p.add_argument(flag)
-    p.add_argument("--storage", help=_STORAGE_HELP)
     p.set_defaults(func=_cmd_defaults_show)
-    p = defaults.add_parser("history", help="every row of one key, oldest first")
+    p = defaults.add_parser("history", parents=[storage],
+                            help="every row of one key, oldest first")
     p.add_argument("--trainer", default="cifar")
     p.add_argument("--model", default="resnet18")
     p.add_argument("--optimizer", required=True)
     p.add_argument("--dataset", required=True)
-    p.add_argument("--storage", help=_STORAGE_HELP)
     p.set_defaults(func=_cmd_defaults_history)
-    p = defaults.add_parser("promote", help="re-measure a study's best trial on extra seeds "
-                                            "and promote it if it beats the current row")
+    p = defaults.add_parser("promote", parents=[storage],
+                            help="re-measure a study's best trial on extra seeds and promote it "
+                                 "if it beats the current row")
     p.add_argument("study")
     p.add_argument("--extra-seeds", type=int, default=2)
     p.add_argument("--force", action="store_true", help="promote even if it does not win")
     p.add_argument("--trial", type=int, help="promote this trial instead of the best one "
                                              "(needed for a multi-objective study)")
-    p.add_argument("--storage", help=_STORAGE_HELP)
     p.set_defaults(func=_cmd_defaults_promote)
 
-    p = sub.add_parser("export", help="save a study's best (or a chosen) trial as a new "
-                                      "immutable registry version")
+    p = sub.add_parser("export", parents=[storage],
+                       help="save a study's best (or a chosen) trial as a new immutable "
+                            "registry version")
     p.add_argument("study")
     p.add_argument("--name", required=True)
     p.add_argument("--trial", type=int)
     p.add_argument("--alias", action="append", default=[])
     p.add_argument("--note")
-    p.add_argument("--storage", help=_STORAGE_HELP)
     p.set_defaults(func=_cmd_export)
 
     reg = sub.add_parser("registry", help="the config registry").add_subparsers(
         dest="registry_command", required=True)
-    p = reg.add_parser("list", help="versions, newest last")
+    p = reg.add_parser("list", parents=[storage], help="versions, newest last")
     p.add_argument("name", nargs="?")
-    p.add_argument("--storage", help=_STORAGE_HELP)
     p.set_defaults(func=_cmd_registry_list)
-    p = reg.add_parser("show", help="one version in full")
+    p = reg.add_parser("show", parents=[storage], help="one version in full")
     p.add_argument("ref", help="NAME, NAME@VERSION or NAME@ALIAS")
-    p.add_argument("--storage", help=_STORAGE_HELP)
     p.set_defaults(func=_cmd_registry_show)
-    p = reg.add_parser("alias", help="point an alias (e.g. production) at a version")
+    p = reg.add_parser("alias", parents=[storage],
+                       help="point an alias (e.g. production) at a version")
     p.add_argument("ref", help="NAME@VERSION")
     p.add_argument("alias")
-    p.add_argument("--storage", help=_STORAGE_HELP)
     p.set_defaults(func=_cmd_registry_alias)
-    p = reg.add_parser("export", help="write a version to a YAML or JSON file")
+    p = reg.add_parser("export", parents=[storage],
+                       help="write a version to a YAML or JSON file")
     p.add_argument("ref")
     p.add_argument("--format", default="yaml", choices=["yaml", "json"])
     p.add_argument("--out", default=".", help="directory (default: current)")
-    p.add_argument("--storage", help=_STORAGE_HELP)
     p.set_defaults(func=_cmd_registry_export)
 
 
 def _engine(args: argparse.Namespace) -> Any:
-    from storage import resolve_storage_url
-    from storage.engine import make_engine
+    from storage import open_storage
 
-    return make_engine(resolve_storage_url(args.storage))
+    return open_storage(args.storage).engine
 
 
 def _short(v: Any) -> str:
     return f"{v:.6g}" if isinstance(v, float) else json.dumps(v) if isinstance(v, list) else str(v)
 
 
-def _cmd_train(args: argparse.Namespace,
-               parse_overrides: Callable[[list[str]], dict[str, Any]]) -> int:
+def _cmd_train(args: argparse.Namespace) -> int:
     from search.study.trainers import get_trainer
     from search.tuning.resolve import TunedLookup, resolve_config
-    from storage import resolve_storage_url
+    from storage import open_storage
 
     explicit: dict[str, Any] = {k: v for k, v in (
         ("model", args.model), ("optimizer", args.optimizer), ("dataset", args.dataset),
@@ -117,7 +113,7 @@ def _cmd_train(args: argparse.Namespace,
                                     scaling_rule=args.scaling_rule, whole_config=True)
     else:
         entry = get_trainer(args.trainer)
-        tuned = TunedLookup(resolve_storage_url(args.storage))(entry, explicit)
+        tuned = TunedLookup(open_storage(args.storage))(entry, explicit)
         resolution = resolve_config(entry, explicit=explicit,
                                     tuned=tuned[0] if tuned else None,
                                     tuned_row_id=tuned[1] if tuned else None,
@@ -201,15 +197,14 @@ def _cmd_defaults_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_defaults_promote(args: argparse.Namespace) -> int:
-    from search.study.study_spec import parse_spec
+    from search.study.stored import load_study, read_spec
     from search.tuning.promote import promote_best_trial
-    from storage import resolve_storage_url
-    from storage.attrs import SPEC_ATTR
+    from storage import open_storage
 
-    url = resolve_storage_url(args.storage)
-    study = load_study_or_fail(url, args.study)
-    spec = parse_spec(study.user_attrs.get(SPEC_ATTR) or {}, source=f"study {args.study!r}")
-    report = promote_best_trial(study, spec, url, extra_seeds=args.extra_seeds,
+    storage = open_storage(args.storage)
+    study = load_study(storage, args.study)
+    spec = read_spec(study, where=storage.redacted)
+    report = promote_best_trial(study, spec, storage, extra_seeds=args.extra_seeds,
                                 force=args.force, trial_number=args.trial, emit=print)
     print_promotion(report)
     return 0
@@ -222,41 +217,24 @@ def print_promotion(report: Any) -> None:
           f"over seeds ({seeds}); {report.outcome.reason}")
 
 
-def load_study_or_fail(url: str, name: str) -> Any:
-    import optuna
-
-    from search.errors import StudyError
-    from storage import open_optuna_storage, redact
-    from storage.grpc_client import grpc_address, open_grpc_storage
-
-    if grpc_address(url) is not None:
-        storage = open_grpc_storage(url, heartbeat_interval_s=30)
-    else:
-        storage = open_optuna_storage(url)
-    try:
-        return optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        names = optuna.get_all_study_names(storage)
-        raise StudyError(f"no study {name!r} in {redact(url)}; studies there: "
-                         f"{names or 'none'}") from None
-
-
 def _cmd_export(args: argparse.Namespace) -> int:
+    from search.study.stored import load_study, read_spec_or_none
     from search.tuning.promote import best_finished_trial
-    from storage import registry, resolve_storage_url
-    from storage.attrs import CONFIG_ATTR, SPEC_ATTR
+    from storage import open_storage, registry
+    from storage.attrs import CONFIG_ATTR
 
-    url = resolve_storage_url(args.storage)
-    study = load_study_or_fail(url, args.study)
+    storage = open_storage(args.storage)
+    study = load_study(storage, args.study)
     trial = best_finished_trial(study, args.trial)
     config = dict(trial.user_attrs.get(CONFIG_ATTR) or {})
-    trainer = (study.user_attrs.get(SPEC_ATTR) or {}).get("trainer", "cifar")
+    spec = read_spec_or_none(study)
+    trainer = spec.trainer if spec is not None else "cifar"
     metrics: dict[str, float | int | None] = {
         k: v for k, v in trial.user_attrs.items()
         if isinstance(v, int | float) and not isinstance(v, bool)}
     metrics["value"] = trial.value
     version = registry.create_version(
-        _engine(args), name=args.name, trainer=trainer, params=dict(trial.params),
+        storage.engine, name=args.name, trainer=trainer, params=dict(trial.params),
         config=config, metrics=metrics, seeds=[int(config.get("seed", 0))],
         study_name=study.study_name, trial_number=trial.number,
         code_version=trial.user_attrs.get("code_version"),

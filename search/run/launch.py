@@ -23,21 +23,15 @@ from search.run.stop_rules import stop_reason
 from search.run.warm_start import check_source, config_to_params, import_trials
 from search.run.worker import worker_identity
 from search.study.space import baseline_to_optuna_params, representative_params
+from search.study.stored import has_spec, same_space, store_spec
 from search.study.study_spec import StudySpec
 from search.trial.objective import Objective
 from search.tuning.promote import PromotionReport, promote_best_trial
 from search.tuning.resolve import TunedLookup
-from storage import open_optuna_storage, redact, upgrade
-from storage.attrs import (
-    BASELINE_ATTR,
-    CREATED_AT_ATTR,
-    OVERRIDES_ATTR,
-    RECOVERY_ATTR,
-    SPEC_ATTR,
-    WORKER_ATTR,
-)
+from storage import upgrade
+from storage.attrs import BASELINE_ATTR, CREATED_AT_ATTR, OVERRIDES_ATTR, RECOVERY_ATTR, WORKER_ATTR
 from storage.connections import connection_budget
-from storage.optuna_storage import rdb_storage
+from storage.handle import OptunaSettings, StorageHandle, open_storage
 
 __all__ = ["LaunchResult", "create_or_join", "launch"]
 
@@ -56,19 +50,19 @@ class LaunchResult:
     promotion: PromotionReport | None
 
 
-def create_or_join(spec: StudySpec, storage: optuna.storages.BaseStorage, *,
-                   storage_url: str | None = None, warm_start: str | None = None,
+def create_or_join(spec: StudySpec, handle: StorageHandle, *, warm_start: str | None = None,
                    emit: Callable[[str], None] = log.info) -> tuple[optuna.Study, bool]:
     """Load the study if it exists (its direction must match), else create it and queue the
     spec's baselines, then the current tuned default and the pinned registry versions, as its
     first trials. Safe when several launchers race to create it."""
+    storage = handle.optuna()
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage,
                                                                         include_best_trial=False)}
     if spec.name in existing:
         return _join(spec, storage, existing[spec.name].directions), False
     # Everything that can fail is looked up before the study exists: a bad pin or warm-start
     # source leaves no half-made study behind.
-    incumbents = _incumbents(spec, storage_url) if storage_url is not None else []
+    incumbents = _incumbents(spec, handle)
     if warm_start is not None:
         if spec.multi_objective:
             raise StudyError("--warm-start imports single-objective trials; a multi-objective "
@@ -95,25 +89,22 @@ def create_or_join(spec: StudySpec, storage: optuna.storages.BaseStorage, *,
                                         "max_retries": ft.max_retries})
     # Written last: the spec marks the study ready, and joiners wait for it (_join), so no
     # other launcher's worker starts a trial before the baselines are queued.
-    study.set_user_attr(SPEC_ATTR, spec.to_dict())
+    store_spec(study, spec)
     return study, True
 
 
-def _incumbents(spec: StudySpec, storage_url: str) -> list[tuple[str, dict[str, Any]]]:
+def _incumbents(spec: StudySpec, storage: StorageHandle) -> list[tuple[str, dict[str, Any]]]:
     """The current tuned default and the pinned registry versions, as (label, config)."""
     from storage import registry
-    from storage.engine import make_engine
 
     candidates: list[tuple[str, dict[str, Any]]] = []
     entry = Objective(spec).entry
-    tuned = TunedLookup(storage_url)(entry, spec.config)
+    tuned = TunedLookup(storage)(entry, spec.config)
     if tuned is not None:
         candidates.append((f"tuned-default:row {tuned[1]}", tuned[0]))
-    if spec.pins:
-        engine = make_engine(storage_url)
-        for ref in spec.pins:
-            version = registry.resolve(engine, ref)
-            candidates.append((f"registry:{version.ref}", dict(version.config)))
+    for ref in spec.pins:
+        version = registry.resolve(storage.engine, ref)
+        candidates.append((f"registry:{version.ref}", dict(version.config)))
     return candidates
 
 
@@ -149,71 +140,34 @@ def _join(spec: StudySpec, storage: optuna.storages.BaseStorage,
                          f"{said}")
     study = optuna.load_study(study_name=spec.name, storage=storage)
     deadline = time.monotonic() + _READY_TIMEOUT_S
-    while SPEC_ATTR not in study.user_attrs and study.trials == [] \
-            and time.monotonic() < deadline:
+    while not has_spec(study) and study.trials == [] and time.monotonic() < deadline:
         time.sleep(0.5)  # its creator is still queueing the first trials
-    stored = study.user_attrs.get(SPEC_ATTR)
-    if stored is not None and stored.get("space") != spec.to_dict()["space"]:
+    if not same_space(study, spec):
         log.warning("joining study %r whose stored search space differs from this spec's",
                     spec.name)
     return study
 
 
-def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = log.info,
+def launch(spec: StudySpec, storage: StorageHandle, *, emit: Callable[[str], None] = log.info,
            progress: Callable[[str], None] | None = None, progress_every_s: float = 15.0,
            warm_start: str | None = None, promote: bool = True,
            extra_seeds: int = 2, executor: Any = None,
            worker_storage_url: str | None = None) -> LaunchResult:
     """Run the study to its budget. ``emit`` gets lasting lines (a finished trial, a
     promotion); ``progress`` gets the status line, which a terminal may redraw in place.
-    ``worker_storage_url``: where the workers reach the study, if not at ``storage_url``
-    (``grpc://HOST:PORT``: through ``hpsearch proxy``)."""
-    progress = progress or emit
+    ``worker_storage_url``: where the workers reach the study, if not at ``storage``
+    (``grpc://HOST:PORT``: through ``hpsearch proxy``); workers open their own handle."""
     # Resolve one config up front: a bad dataset path or config fails here, not in N workers.
     objective = Objective(spec)
     objective.entry.check(objective.resolve(representative_params(spec.space), {}).config)
-    ft = spec.fault_tolerance
-    worker_url = worker_storage_url or storage_url
-    behind_proxy = _check_worker_storage(worker_url, ft.heartbeat_interval_s)
-    before, after = upgrade(storage_url)  # our tables; idempotent, never touches Optuna's
-    if before != after:
-        emit(f"hpsearch tables migrated from {before or 'empty'} to {after}")
-    storage = open_optuna_storage(storage_url, heartbeat_interval_s=ft.heartbeat_interval_s,
-                                  grace_period_s=ft.grace_period_s, max_retry=ft.max_retries)
     executor = executor or LocalExecutor(spec.workers)
-    for line in connection_budget(storage_url, spec.workers, via_proxy=behind_proxy):
-        emit(line)
+    worker_url = worker_storage_url or storage.url
+    behind_proxy = _check_worker_storage(worker_storage_url, _settings(spec))
+    study, created = _open_study(spec, storage, executor, emit=emit, warm_start=warm_start,
+                                 behind_proxy=behind_proxy)
     if behind_proxy:
         emit(f"workers reach the study through the gRPC proxy at {worker_url}")
-    study, created = create_or_join(spec, storage, storage_url=storage_url,
-                                    warm_start=warm_start, emit=emit)
-    if warm_start is not None and not created:
-        raise StudyError(f"--warm-start applies when a study is created; {spec.name!r} "
-                         "exists already (use --study-name for a new round)")
-    emit(f"{'created' if created else 'joined'} study {spec.name!r} in {redact(storage_url)} "
-         f"({len(spec.baselines) if created else 0} baselines queued; budget {spec.n_trials} "
-         f"trials, {executor.describe()})")
-    _store_for_proxied_workers(study, spec, rdb_storage(storage).engine)
-    seen: set[int] = {t.number for t in study.get_trials(deepcopy=False)
-                      if t.state.is_finished()}
-    last_line = [0.0]
-    last_read = [0.0]
-
-    def on_tick(force: bool = False) -> None:
-        # Reading progress walks every trial: at most every 2 s, so a big study's launcher
-        # does not take CPU from the workers beside it.
-        now = time.monotonic()
-        if now - last_read[0] < 2.0 and not force:
-            return
-        last_read[0] = now
-        p = read_progress(study, budget=spec.n_trials, workers=spec.workers)
-        new = [t for t in p.finished if t.number not in seen]
-        for t in sorted(new, key=lambda t: t.number):
-            seen.add(t.number)
-            emit(describe_trial(t, spec.metric_label()))
-        if new or now - last_line[0] >= progress_every_s:
-            last_line[0] = now
-            progress(format_progress(p))
+    watcher = _Watcher(study, spec, emit, progress or emit, progress_every_s)
 
     def on_worker_lost(pid: int, code: int) -> None:
         _fail_trials_of(study, worker_identity(pid), f"worker process {pid} exited with code "
@@ -221,9 +175,72 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
                         spec.fault_tolerance.max_retries)
 
     start = time.monotonic()
-    report = executor.run(spec.to_dict(), worker_url, on_tick=on_tick,
-                          on_worker_lost=on_worker_lost)
-    on_tick(force=True)  # the last finished trials
+    report = executor.run(spec, worker_url, on_tick=watcher.tick, on_worker_lost=on_worker_lost)
+    watcher.tick(force=True)  # the last finished trials
+    best, promotion = _conclude(study, spec, storage, report, emit, promote=promote,
+                                extra_seeds=extra_seeds)
+    return LaunchResult(study, created, report, best, time.monotonic() - start, promotion)
+
+
+def _settings(spec: StudySpec) -> OptunaSettings:
+    ft = spec.fault_tolerance
+    return OptunaSettings(ft.heartbeat_interval_s, ft.grace_period_s, ft.max_retries)
+
+
+def _open_study(spec: StudySpec, storage: StorageHandle, executor: Any, *,
+                emit: Callable[[str], None], warm_start: str | None,
+                behind_proxy: bool) -> tuple[optuna.Study, bool]:
+    """Migrate hpsearch's tables, say how many connections the study will hold, create or
+    join the study, and store what proxied workers need."""
+    storage.optuna(_settings(spec))  # first: the engine everything below borrows
+    before, after = upgrade(storage)  # our tables; idempotent, never touches Optuna's
+    if before != after:
+        emit(f"hpsearch tables migrated from {before or 'empty'} to {after}")
+    for line in connection_budget(storage, spec.workers, via_proxy=behind_proxy):
+        emit(line)
+    study, created = create_or_join(spec, storage, warm_start=warm_start, emit=emit)
+    if warm_start is not None and not created:
+        raise StudyError(f"--warm-start applies when a study is created; {spec.name!r} "
+                         "exists already (use --study-name for a new round)")
+    emit(f"{'created' if created else 'joined'} study {spec.name!r} in {storage.redacted} "
+         f"({len(spec.baselines) if created else 0} baselines queued; budget {spec.n_trials} "
+         f"trials, {executor.describe()})")
+    _store_for_proxied_workers(study, spec, storage)
+    return study, created
+
+
+class _Watcher:
+    """The launcher's view of the running study: a line per finished trial and the progress
+    line. Reading progress walks every trial: at most every 2 s, so a big study's launcher
+    does not take CPU from the workers beside it."""
+
+    def __init__(self, study: optuna.Study, spec: StudySpec, emit: Callable[[str], None],
+                 progress: Callable[[str], None], progress_every_s: float) -> None:
+        self.study, self.spec = study, spec
+        self.emit, self.progress, self.every_s = emit, progress, progress_every_s
+        self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+        self.last_line = self.last_read = 0.0
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if now - self.last_read < 2.0 and not force:
+            return
+        self.last_read = now
+        p = read_progress(self.study, budget=self.spec.n_trials, workers=self.spec.workers)
+        new = [t for t in p.finished if t.number not in self.seen]
+        for t in sorted(new, key=lambda t: t.number):
+            self.seen.add(t.number)
+            self.emit(describe_trial(t, self.spec.metric_label()))
+        if new or now - self.last_line >= self.every_s:
+            self.last_line = now
+            self.progress(format_progress(p))
+
+
+def _conclude(study: optuna.Study, spec: StudySpec, storage: StorageHandle,
+              report: ExecutionReport, emit: Callable[[str], None], *, promote: bool,
+              extra_seeds: int) -> tuple[FrozenTrial | None, PromotionReport | None]:
+    """After the workers: say what stopped them, raise a worker's error if the budget is not
+    spent, and promote the winner."""
     for line in report.lost:
         emit(f"lost {line}; its running trial is failed and retried")
     p = read_progress(study, budget=spec.n_trials)
@@ -237,32 +254,32 @@ def launch(spec: StudySpec, storage_url: str, *, emit: Callable[[str], None] = l
         emit(f"not promoting: a multi-objective study has {len(p.pareto)} best trials (the "
              "Pareto front); pick one with hpsearch defaults promote STUDY --trial N")
     if promote and p.best is not None and report.trials_run > 0:
-        promotion = promote_best_trial(study, spec, storage_url, extra_seeds=extra_seeds,
+        promotion = promote_best_trial(study, spec, storage, extra_seeds=extra_seeds,
                                        emit=emit)
-    return LaunchResult(study, created, report, p.best, time.monotonic() - start, promotion)
+    return p.best, promotion
 
 
-def _check_worker_storage(url: str, heartbeat_interval_s: int) -> bool:
+def _check_worker_storage(url: str | None, settings: OptunaSettings) -> bool:
     """Whether workers go through a gRPC proxy; fails now, in one line, if it does not answer
     or the URL is not a storage URL at all."""
-    from storage.grpc_client import grpc_address, open_grpc_storage
-    from storage.url import parse_url
-
-    if grpc_address(url) is None:
-        parse_url(url)
+    if url is None:
         return False
-    open_grpc_storage(url, heartbeat_interval_s=heartbeat_interval_s,
-                      connect_timeout_s=5.0).inner.close()  # type: ignore[attr-defined]
+    workers = open_storage(url, allow_grpc=True)
+    if not workers.is_proxy:
+        return False
+    workers.optuna(settings, connect_timeout_s=5.0)  # the handshake
+    workers.close()
     return True
 
 
-def _store_for_proxied_workers(study: optuna.Study, spec: StudySpec, engine: Any) -> None:
+def _store_for_proxied_workers(study: optuna.Study, spec: StudySpec,
+                               storage: StorageHandle) -> None:
     """What a worker behind a gRPC proxy cannot read from SQL, stored on the study at every
     launch: the trial budget (the proxy enforces it) and the current tuned defaults."""
     from search.tuning.resolve import snapshot_rows
     from storage.attrs import BUDGET_ATTR, TUNED_SNAPSHOT_ATTR
 
-    rows = snapshot_rows(engine)
+    rows = snapshot_rows(storage.engine)
     study._storage.set_study_system_attr(study._study_id, BUDGET_ATTR, spec.n_trials)
     study._storage.set_study_system_attr(study._study_id, TUNED_SNAPSHOT_ATTR, rows)
 

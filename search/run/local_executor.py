@@ -13,9 +13,11 @@ import multiprocessing as mp
 import os
 import queue
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from search.study.study_spec import StudySpec
 
 __all__ = ["ExecutionReport", "LocalExecutor"]
 
@@ -31,15 +33,17 @@ class ExecutionReport:
     trials_run: int
 
 
-def _process_main(spec_dict: Mapping[str, Any], storage_url: str, index: int, threads: int,
+def _process_main(spec: StudySpec, storage_url: str, index: int, threads: int,
                   results: mp.Queue) -> None:
+    """A worker process: its own storage handle (one engine per process) from the URL."""
     from search.errors import HpsearchError
     from search.run.worker import run_worker
-    from storage import StorageError
+    from storage import StorageError, open_storage
 
     logging.basicConfig(level=logging.WARNING, format=f"[worker {index}] %(levelname)s %(message)s")
     try:
-        summary = run_worker(spec_dict, storage_url, worker_index=index, threads=threads)
+        summary = run_worker(spec, open_storage(storage_url, allow_grpc=True),
+                             worker_index=index, threads=threads)
     except (HpsearchError, StorageError) as exc:
         results.put(("error", index, str(exc)))
         raise SystemExit(_EXIT_GAVE_UP) from None
@@ -60,7 +64,7 @@ class LocalExecutor:
     def describe(self) -> str:
         return f"{self.workers} local workers"
 
-    def run(self, spec_dict: Mapping[str, Any], storage_url: str, *,
+    def run(self, spec: StudySpec, storage_url: str, *,
             on_tick: Callable[[], None] = lambda: None,
             on_worker_lost: Callable[[int, int], None] = lambda pid, code: None,
             tick_s: float = 1.0) -> ExecutionReport:
@@ -70,7 +74,7 @@ class LocalExecutor:
 
         def start(index: int) -> None:
             proc = ctx.Process(target=_process_main, name=f"hpsearch-worker-{index}",
-                               args=(dict(spec_dict), storage_url, index, self.threads, results))
+                               args=(spec, storage_url, index, self.threads, results))
             proc.start()
             procs[index] = proc
             log.info("started worker %d (pid %s, %d threads)", index, proc.pid, self.threads)

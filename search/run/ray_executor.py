@@ -19,32 +19,34 @@ launcher joins that cluster, whose nodes must have hpsearch installed (docker/Do
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from search.errors import HpsearchError
 from search.run.local_executor import ExecutionReport
+from search.study.study_spec import StudySpec
 
 __all__ = ["RayExecutor"]
 
 log = logging.getLogger(__name__)
 
 
-def _ray_task(spec_dict: Mapping[str, Any], storage_url: str, index: int,
+def _ray_task(spec: StudySpec, storage_url: str, index: int,
               threads: int) -> dict[str, Any]:
-    """The body of one worker task, on whichever node Ray chose."""
+    """The body of one worker task, on whichever node Ray chose: its own storage handle (one
+    engine per process) from the URL."""
     import ray
 
     from search.errors import HpsearchError
     from search.run.worker import run_worker
-    from storage import StorageError
+    from storage import StorageError, open_storage
 
     logging.basicConfig(level=logging.WARNING,
                         format=f"[ray worker {index}] %(levelname)s %(message)s")
     node = ray.get_runtime_context().get_node_id()
     try:
-        summary = run_worker(spec_dict, storage_url, worker_index=index, threads=threads,
-                             node=node)
+        summary = run_worker(spec, open_storage(storage_url, allow_grpc=True),
+                             worker_index=index, threads=threads, node=node)
     except (HpsearchError, StorageError) as exc:
         return {"error": str(exc), "node": node}
     return {"trials_run": summary.trials_run, "node": node, "stop_reason": summary.stop_reason}
@@ -74,7 +76,7 @@ class RayExecutor:
         gpus = f", {self.gpus:g} GPU" if self.gpus else ""
         return f"{self.workers} Ray workers on {where} ({self.cpus:g} CPU{gpus} each)"
 
-    def run(self, spec_dict: Mapping[str, Any], storage_url: str, *,
+    def run(self, spec: StudySpec, storage_url: str, *,
             on_tick: Callable[[], None] = lambda: None,
             on_worker_lost: Callable[[int, int], None] = lambda pid, code: None,
             tick_s: float = 1.0) -> ExecutionReport:
@@ -87,7 +89,7 @@ class RayExecutor:
         pending: dict[Any, int] = {}
 
         def submit(index: int) -> None:
-            ref = task.remote(dict(spec_dict), storage_url, index, threads)
+            ref = task.remote(spec, storage_url, index, threads)
             pending[ref] = index
 
         for i in range(self.workers):

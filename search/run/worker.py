@@ -32,13 +32,13 @@ from search.errors import WorkerError
 from search.run.budget import budget_left
 from search.run.stop_rules import stop_reason
 from search.study.samplers import build_pruner, build_sampler
-from search.study.study_spec import StudySpec, parse_spec
+from search.study.study_spec import StudySpec
 from search.trial.objective import Objective
 from search.tuning.resolve import TunedLookup, TunedSnapshot
-from storage import StudyLock, open_optuna_storage
+from storage import StudyLock
 from storage.attrs import FAIL_KIND_ATTR, NODE_ATTR, TUNED_SNAPSHOT_ATTR, WORKER_ATTR
-from storage.grpc_client import grpc_address, is_budget_spent, open_grpc_storage
-from storage.optuna_storage import rdb_storage
+from storage.grpc_client import is_budget_spent
+from storage.handle import OptunaSettings, StorageHandle
 from storage.own_trials import OwnTrialsStorage
 
 __all__ = ["WorkerSummary", "run_worker", "worker_identity"]
@@ -99,110 +99,136 @@ def _budget_left_after_stale(study: optuna.Study, n_trials: int) -> bool:
     return budget_left(study, n_trials)
 
 
-def run_worker(spec_dict: Mapping[str, Any], storage_url: str, *, worker_index: int = 0,
+@dataclass
+class _Joined:
+    """A worker's place in its study: the study, the budget lock, the tuned defaults."""
+
+    study: optuna.Study
+    lock: StudyLock | _ProxyGuardsTheBudget
+    tuned: TunedLookup
+    behind_proxy: bool
+
+
+def _join_study(spec: StudySpec, storage: StorageHandle, worker_index: int) -> _Joined:
+    ft = spec.fault_tolerance
+    optuna_storage: Any = storage.optuna(OptunaSettings(ft.heartbeat_interval_s,
+                                                        ft.grace_period_s, ft.max_retries))
+    study = optuna.load_study(study_name=spec.name, storage=optuna_storage,
+                              sampler=build_sampler(spec.sampler, seed_offset=worker_index),
+                              pruner=build_pruner(spec.pruner))
+    if not storage.is_proxy:
+        lock = StudyLock(storage.url, spec.name, engine=storage.engine)
+        return _Joined(study, lock, TunedLookup(storage), behind_proxy=False)
+    snapshot = optuna_storage.get_study_system_attrs(study._study_id).get(TUNED_SNAPSHOT_ATTR)
+    if snapshot is None:
+        raise WorkerError(f"study {spec.name!r} has no tuned-defaults snapshot for workers "
+                          "behind a gRPC proxy; start it with hpsearch launch, which "
+                          "stores one")
+    return _Joined(study, _ProxyGuardsTheBudget(), TunedSnapshot(snapshot), behind_proxy=True)
+
+
+class _FailureStreak:
+    """Trials failing in a row: a worker gives up after ``max_failures`` (its reason is the
+    last one), or after ``_MAX_CONSECUTIVE_OOM`` out-of-memory trials (the configuration was
+    too big, not the worker broken: it goes on, unless every proposal is)."""
+
+    def __init__(self, worker_index: int, max_failures: int) -> None:
+        self.worker_index = worker_index
+        self.max_failures = max_failures
+        self.failures = self.oom = 0
+
+    def record(self, last: FrozenTrial) -> None:
+        if last.state == TrialState.FAIL and last.user_attrs.get(FAIL_KIND_ATTR) == "out_of_memory":
+            self.oom += 1
+            log.warning("trial %d ran out of memory; the worker goes on", last.number)
+            if self.oom >= _MAX_CONSECUTIVE_OOM:
+                raise WorkerError(f"worker {self.worker_index}: {self.oom} trials in a row "
+                                  "ran out of memory; shrink the search space's batch or "
+                                  "image sizes, or give each trial more GPU memory")
+        elif last.state == TrialState.FAIL:
+            self.failures += 1
+            reason = last.user_attrs.get("fail_reason") or last.system_attrs.get(
+                "fail_reason", "unknown")
+            log.warning("trial %d failed: %s", last.number, reason)
+            if self.failures >= self.max_failures:
+                raise WorkerError(f"worker {self.worker_index}: {self.failures} trials in a "
+                                  f"row failed; last (trial {last.number}): {reason}")
+        else:
+            self.failures = self.oom = 0
+
+
+_RAN, _WAIT, _DONE = "ran", "wait", "done"
+
+
+def _next_trial(joined: _Joined, spec: StudySpec, objective: Objective,
+                finished: list[FrozenTrial], worker_index: int) -> tuple[str, str | None]:
+    """Take the lock, check the budget and the stop rules, and run one trial. Returns what
+    happened (ran one, waited for others, or done) and the stop rule that fired, if one did."""
+    study, lock = joined.study, joined.lock
+    heartbeat_s = spec.fault_tolerance.heartbeat_interval_s
+    lock.acquire()
+    try:
+        # Behind a proxy the proxy is the budget's judge (a refused trial below); asking here
+        # as well would cost a read of the study per trial.
+        if not joined.behind_proxy and not budget_left(study, spec.n_trials) \
+                and not _budget_left_after_stale(study, spec.n_trials):
+            return (_WAIT if _stay_for_others(study, lock, heartbeat_s) else _DONE), None
+        stopped = stop_reason(study, spec)
+        if stopped is not None:
+            log.info("worker %d stops: %s", worker_index, stopped)
+            return _DONE, stopped
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            try:
+                study.optimize(objective, n_trials=1, catch=(Exception,),
+                               callbacks=[lambda _s, t: finished.append(t)])
+            except Exception as exc:
+                if not is_budget_spent(exc):
+                    raise
+                # The proxy refused a new trial: the budget is spent (it re-queues a dead
+                # worker's trial, and a queued trial is taken past the budget).
+                log.info("worker %d: the proxy says the budget is spent", worker_index)
+                return (_WAIT if _stay_for_others(study, lock, heartbeat_s) else _DONE), None
+        return _RAN, None
+    finally:
+        lock.release()
+
+
+def run_worker(spec: StudySpec, storage: StorageHandle, *, worker_index: int = 0,
                threads: int | None = None, max_consecutive_failures: int = 3,
                node: str | None = None) -> WorkerSummary:
-    """``node``: where the worker runs (a Ray node id), recorded on each trial."""
-    spec: StudySpec = parse_spec(dict(spec_dict), source=f"spec of study {spec_dict.get('name')!r}")
+    """``storage``: this process's handle (a worker process opens its own from the URL).
+    ``node``: where the worker runs (a Ray node id), recorded on each trial."""
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    ft = spec.fault_tolerance
-    behind_proxy = grpc_address(storage_url) is not None
-    if behind_proxy:
-        storage: Any = open_grpc_storage(storage_url, heartbeat_interval_s=ft.heartbeat_interval_s)
-    else:
-        storage = open_optuna_storage(storage_url, heartbeat_interval_s=ft.heartbeat_interval_s,
-                                      grace_period_s=ft.grace_period_s,
-                                      max_retry=ft.max_retries)
-    study = optuna.load_study(study_name=spec.name, storage=storage,
-                              sampler=build_sampler(spec.sampler, seed_offset=worker_index),
-                              pruner=build_pruner(spec.pruner))
-    lock: StudyLock | _ProxyGuardsTheBudget
-    tuned: TunedLookup
-    if behind_proxy:
-        lock = _ProxyGuardsTheBudget()
-        snapshot = storage.get_study_system_attrs(study._study_id).get(TUNED_SNAPSHOT_ATTR)
-        if snapshot is None:
-            raise WorkerError(f"study {spec.name!r} has no tuned-defaults snapshot for workers "
-                              "behind a gRPC proxy; start it with hpsearch launch, which "
-                              "stores one")
-        tuned = TunedSnapshot(snapshot)
-    else:
-        engine = rdb_storage(storage).engine
-        lock = StudyLock(storage_url, spec.name, engine=engine)
-        tuned = TunedLookup(storage_url, engine=engine)
+    joined = _join_study(spec, storage, worker_index)
     identity = worker_identity()
-
-    if isinstance(storage, OwnTrialsStorage):
+    lock = joined.lock
+    optuna_storage = joined.study._storage
+    if isinstance(optuna_storage, OwnTrialsStorage):
         # The trial exists (RUNNING) the moment the storage creates or dequeues it: the budget
         # lock is released there, before Optuna reads the trial back and starts its heartbeat.
-        storage.on_trial_taken = lambda _trial_id: lock.release()
+        optuna_storage.on_trial_taken = lambda _trial_id: lock.release()
 
     def on_trial_start(trial: optuna.Trial) -> dict[str, Any]:
         lock.release()  # already released by the storage; kept for any other storage
         return {WORKER_ATTR: identity} if node is None else {WORKER_ATTR: identity,
                                                              NODE_ATTR: node}
 
-    objective = Objective(spec, on_trial_start=on_trial_start,
-                          tuned_lookup=tuned)
+    objective = Objective(spec, on_trial_start=on_trial_start, tuned_lookup=joined.tuned)
     finished: list[FrozenTrial] = []
-    consecutive_failures = consecutive_oom = 0
+    streak = _FailureStreak(worker_index, max_consecutive_failures)
     stopped: str | None = None
     try:
         while True:
-            lock.acquire()
-            try:
-                # Behind a proxy the proxy is the budget's judge (a refused trial below);
-                # asking here as well would cost a read of the study per trial.
-                if not behind_proxy and not budget_left(study, spec.n_trials) \
-                        and not _budget_left_after_stale(study, spec.n_trials):
-                    if not _stay_for_others(study, lock, ft.heartbeat_interval_s):
-                        break
-                    continue
-                stopped = stop_reason(study, spec)
-                if stopped is not None:
-                    log.info("worker %d stops: %s", worker_index, stopped)
-                    break
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    try:
-                        study.optimize(objective, n_trials=1, catch=(Exception,),
-                                       callbacks=[lambda _s, t: finished.append(t)])
-                    except Exception as exc:
-                        if not is_budget_spent(exc):
-                            raise
-                        # The proxy refused a new trial: the budget is spent (it re-queues a
-                        # dead worker's trial, and a queued trial is taken past the budget).
-                        log.info("worker %d: the proxy says the budget is spent", worker_index)
-                        if not _stay_for_others(study, lock, ft.heartbeat_interval_s):
-                            break
-                        continue
-            finally:
-                lock.release()
-            last = finished[-1] if finished else None
-            if last is not None and last.state == TrialState.FAIL \
-                    and last.user_attrs.get(FAIL_KIND_ATTR) == "out_of_memory":
-                # The configuration was too big, not the worker broken: go on, unless every
-                # proposal is (then nothing would ever finish).
-                consecutive_oom += 1
-                log.warning("trial %d ran out of memory; the worker goes on", last.number)
-                if consecutive_oom >= _MAX_CONSECUTIVE_OOM:
-                    raise WorkerError(f"worker {worker_index}: {consecutive_oom} trials in a row "
-                                      "ran out of memory; shrink the search space's batch or "
-                                      "image sizes, or give each trial more GPU memory")
-            elif last is not None and last.state == TrialState.FAIL:
-                consecutive_failures += 1
-                reason = last.user_attrs.get("fail_reason") or last.system_attrs.get(
-                    "fail_reason", "unknown")
-                log.warning("trial %d failed: %s", last.number, reason)
-                if consecutive_failures >= max_consecutive_failures:
-                    raise WorkerError(f"worker {worker_index}: {consecutive_failures} trials in a "
-                                      f"row failed; last (trial {last.number}): {reason}")
-            else:
-                consecutive_failures = consecutive_oom = 0
+            outcome, stopped = _next_trial(joined, spec, objective, finished, worker_index)
+            if outcome == _DONE:
+                break
+            if outcome == _RAN and finished:
+                streak.record(finished[-1])
     finally:
         lock.close()
     states: dict[str, int] = {}

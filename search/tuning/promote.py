@@ -22,7 +22,7 @@ from search.trial.provenance import code_version, library_versions
 from search.tuning.resolve import tuned_params_from_config
 from storage.attrs import CONFIG_ATTR
 from storage.defaults import DefaultsKey, PromotionOutcome, promote
-from storage.engine import make_engine
+from storage.handle import StorageHandle
 
 __all__ = ["PromotionReport", "best_finished_trial", "promote_best_trial"]
 
@@ -68,7 +68,7 @@ def best_finished_trial(study: optuna.Study, trial_number: int | None = None) ->
                          "feasible (all exceed the train-validation gap limit)") from None
 
 
-def promote_best_trial(study: optuna.Study, spec: StudySpec, storage_url: str, *,
+def promote_best_trial(study: optuna.Study, spec: StudySpec, storage: StorageHandle, *,
                        extra_seeds: int = 2, force: bool = False,
                        trial_number: int | None = None,
                        emit: Callable[[str], None] = log.info) -> PromotionReport:
@@ -103,7 +103,7 @@ def promote_best_trial(study: optuna.Study, spec: StudySpec, storage_url: str, *
     mean = statistics.mean(values)
     key = DefaultsKey(*entry.defaults_key(cfg))
     outcome = promote(
-        make_engine(storage_url), key, params=tuned_params_from_config(entry, config),
+        storage.engine, key, params=tuned_params_from_config(entry, config),
         metric=metric, value=mean, n_seeds=len(values), study_name=study.study_name,
         trial_number=trial.number, code_version=code_version(),
         library_versions=library_versions(), higher_is_better=higher_is_better,

@@ -22,6 +22,7 @@ from typing import Any
 from search.errors import SpecError
 from search.study.space import milestone_epochs
 from search.study.trainers import TrainerEntry
+from storage.handle import StorageHandle
 
 __all__ = [
     "SCALING_RULES",
@@ -112,16 +113,16 @@ class TunedLookup:
     defaults: that is logged once and the code defaults apply.
     """
 
-    def __init__(self, storage_url: str | None, *, engine: Any = None) -> None:
-        """``engine``: a pool to borrow (a worker lends Optuna's, adding no connection)."""
-        self._url = storage_url
-        self._engine: Any = engine
+    def __init__(self, storage: StorageHandle | None) -> None:
+        """``storage``: where the table is; its engine's pool is borrowed (a worker's is
+        Optuna's, so lookups add no connection). None: no tuned defaults."""
+        self._storage = storage
         self._cache: dict[tuple[str, str, str, str], tuple[dict[str, Any], int] | None] = {}
         self._missing_logged = False
 
     def __call__(self, entry: TrainerEntry, explicit: Mapping[str, Any]
                  ) -> tuple[dict[str, Any], int] | None:
-        if self._url is None:
+        if self._storage is None:
             return None
         key = _lookup_key(entry, explicit)
         if key not in self._cache:
@@ -131,13 +132,10 @@ class TunedLookup:
     def _fetch(self, key: tuple[str, str, str, str]) -> tuple[dict[str, Any], int] | None:
         from storage import StorageError
         from storage.defaults import DefaultsKey, current_default
-        from storage.engine import make_engine
 
-        if self._engine is None:
-            assert self._url is not None  # __call__ answers None without a URL
-            self._engine = make_engine(self._url)
+        assert self._storage is not None  # __call__ answers None without a storage
         try:
-            row = current_default(self._engine, DefaultsKey(*key))
+            row = current_default(self._storage.engine, DefaultsKey(*key))
         except StorageError as exc:
             if not self._missing_logged:
                 log.info("no tuned defaults (%s); code defaults apply", exc)

@@ -104,15 +104,16 @@ def test_binding_beyond_localhost_warns_that_there_is_no_authentication(
     import optuna_dashboard
 
     from search.report.dashboard import serve
+    from storage import open_storage
 
     served: list[tuple[str, int]] = []
     # Record instead of serving forever; the real server runs in the tests above.
     monkeypatch.setattr(optuna_dashboard, "run_server",
                         lambda storage, host, port: served.append((host, port)))
     lines: list[str] = []
-    serve(sqlite_url, host="0.0.0.0", port=8099, emit=lines.append)
+    serve(open_storage(sqlite_url), host="0.0.0.0", port=8099, emit=lines.append)
     assert served == [("0.0.0.0", 8099)]
     assert "no authentication" in lines[0] and "ssh -L 8099:127.0.0.1:8099" in lines[0]
     lines.clear()
-    serve(sqlite_url, host="127.0.0.1", port=8099, emit=lines.append)
+    serve(open_storage(sqlite_url), host="127.0.0.1", port=8099, emit=lines.append)
     assert len(lines) == 1 and "no authentication" not in lines[0]

@@ -92,12 +92,12 @@ def test_two_objective_study_has_a_pareto_front(sqlite_url: str, tmp_path: Path,
     assert main(["defaults", "promote", "multitask", "--trial", str(pick.number),
                  "--storage", sqlite_url, "--extra-seeds", "0"]) == 0
     assert f"promoted: trial {pick.number}" in capsys.readouterr().out
+    from storage import open_storage
     from storage.defaults import DefaultsKey, current_default
-    from storage.engine import make_engine
 
     key = DefaultsKey("multitask", "resnet18", pick.params["optimizer"],
                       "synthetic+synthetic-coco")
-    row = current_default(make_engine(sqlite_url), key)
+    row = current_default(open_storage(sqlite_url).engine, key)
     assert row is not None and row.metric == "best_score"
     assert row.metric_value == pytest.approx(pick.user_attrs["best_score"])
     # joining it with a single-objective spec is refused before anything is written

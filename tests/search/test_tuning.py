@@ -21,9 +21,8 @@ from search.study.study_spec import parse_spec
 from search.study.trainers import get_trainer
 from search.tuning.registry_files import load_config_file
 from search.tuning.resolve import resolve_config
-from storage import open_optuna_storage, registry
+from storage import open_storage, registry
 from storage.defaults import DefaultsKey, current_default
-from storage.engine import make_engine
 from tests.conftest import TINY_SPEC
 
 KEY = DefaultsKey("cifar", "resnet18", "sgd", "synthetic")
@@ -65,7 +64,7 @@ def test_a_finished_study_promotes_its_winner_re_measured_on_extra_seeds(
         finished: tuple[dict[str, Any], str], capsys: pytest.CaptureFixture[str]) -> None:
     spec, sqlite_url = finished
     study = optuna.load_study(study_name=spec["name"], storage=sqlite_url)
-    row = current_default(make_engine(sqlite_url), KEY)
+    row = current_default(open_storage(sqlite_url).engine, KEY)
     assert row is not None and row.source == "measured" and row.n_seeds == 2
     assert row.study_name == spec["name"] and row.trial_number == study.best_trial.number
     assert row.params["lr"] == pytest.approx(study.best_trial.params["lr"])
@@ -83,7 +82,7 @@ def test_a_finished_study_promotes_its_winner_re_measured_on_extra_seeds(
 def test_tuned_default_sets_the_lr_and_says_where_values_came_from(
         finished: tuple[dict[str, Any], str], capsys: pytest.CaptureFixture[str]) -> None:
     _, sqlite_url = finished
-    row = current_default(make_engine(sqlite_url), KEY)
+    row = current_default(open_storage(sqlite_url).engine, KEY)
     assert row is not None
     tuned_bs = int(row.params["batch_size"])
     assert main(["train", "--optimizer", "sgd", "--batch-size", str(tuned_bs * 2), "--dry-run",
@@ -105,7 +104,7 @@ def test_export_alias_file_round_trip_and_train_from_the_registry(
     assert main(["export", spec["name"], "--name", "tiny-best", "--alias", "production",
                  "--storage", sqlite_url]) == 0
     assert "as tiny-best@1 (aliases production)" in capsys.readouterr().out
-    version = registry.resolve(make_engine(sqlite_url), "tiny-best@production")
+    version = registry.resolve(open_storage(sqlite_url).engine, "tiny-best@production")
     study = optuna.load_study(study_name=spec["name"], storage=sqlite_url)
     assert version.trial_number == study.best_trial.number
     assert version.config == study.best_trial.user_attrs["config"]
@@ -148,11 +147,10 @@ def test_a_new_study_queues_the_tuned_default_and_can_import_an_earlier_round(
     old_spec, sqlite_url = finished
     new = dict(old_spec, name=old_spec["name"] + "-round2")
     spec = parse_spec(new)
-    storage = open_optuna_storage(sqlite_url)
-    study, created = create_or_join(spec, storage, storage_url=sqlite_url,
+    study, created = create_or_join(spec, open_storage(sqlite_url),
                                     warm_start=old_spec["name"])
     assert created
-    row = current_default(make_engine(sqlite_url), KEY)
+    row = current_default(open_storage(sqlite_url).engine, KEY)
     assert row is not None
     waiting = study.get_trials(states=(TrialState.WAITING,))
     labels = [t.user_attrs["hps_baseline"] for t in waiting]
@@ -186,7 +184,7 @@ def test_pinned_registry_versions_are_queued_and_unknown_pins_fail(
                  "--storage", sqlite_url]) == 0
     capsys.readouterr()
     spec = parse_spec(dict(old_spec, name="with-pins", pins=["pinned@production"]))
-    study, _ = create_or_join(spec, open_optuna_storage(sqlite_url), storage_url=sqlite_url)
+    study, _ = create_or_join(spec, open_storage(sqlite_url))
     labels = [t.user_attrs["hps_baseline"] for t in study.get_trials()]
     # the pin equals the promoted tuned default (same trial), so it is queued once
     assert labels[:2] == ["slow", "fast"] and len(labels) == 3
@@ -195,5 +193,5 @@ def test_pinned_registry_versions_are_queued_and_unknown_pins_fail(
     from storage import StorageError
 
     with pytest.raises(StorageError, match="has no alias 'staging'"):
-        create_or_join(bad, open_optuna_storage(sqlite_url), storage_url=sqlite_url)
+        create_or_join(bad, open_storage(sqlite_url))
     assert "bad-pins" not in optuna.get_all_study_names(sqlite_url)  # nothing half-made

@@ -21,12 +21,12 @@ from search.run.launch import create_or_join
 from search.run.stop_rules import stop_reason
 from search.run.worker import run_worker
 from search.study.study_spec import parse_spec
-from storage import open_optuna_storage
+from storage import open_storage
 from storage.attrs import CREATED_AT_ATTR
 
 
 def _created(spec_dict: dict[str, Any], url: str) -> optuna.Study:
-    study, _ = create_or_join(parse_spec(spec_dict), open_optuna_storage(url), storage_url=url)
+    study, _ = create_or_join(parse_spec(spec_dict), open_storage(url))
     return study
 
 
@@ -112,7 +112,7 @@ def test_out_of_memory_fails_the_trial_not_the_worker(
     tiny_spec["baselines"] = []
     tiny_spec["sampler"] = {"name": "random", "seed": 3}
     study = _created(tiny_spec, sqlite_url)
-    summary = run_worker(tiny_spec, sqlite_url)
+    summary = run_worker(parse_spec(tiny_spec), open_storage(sqlite_url))
     trials = study.get_trials()
     oom = [t for t in trials if t.state == TrialState.FAIL]
     assert oom, "the random sampler drew batch size 64 at least once"

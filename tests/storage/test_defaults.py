@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from storage import StorageError, upgrade
+from storage import StorageError, open_storage, upgrade
 from storage.defaults import (
     DefaultsKey,
     current_default,
@@ -14,7 +14,6 @@ from storage.defaults import (
     list_current,
     promote,
 )
-from storage.engine import make_engine
 from storage.tables import tuned_defaults
 
 KEY = DefaultsKey("cifar", "resnet18", "sgd", "cifar10")
@@ -23,8 +22,8 @@ KEY = DefaultsKey("cifar", "resnet18", "sgd", "cifar10")
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest, sqlite_url: str) -> Any:
     url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    upgrade(url)
-    eng = make_engine(url)
+    upgrade(open_storage(url))
+    eng = open_storage(url).engine
     yield eng
     eng.dispose()
 
@@ -66,18 +65,18 @@ def test_promotion_appends_and_only_a_better_value_becomes_current(engine: Any) 
 
 def test_missing_tables_say_to_upgrade(sqlite_url: str) -> None:
     with pytest.raises(StorageError, match="hpsearch db upgrade"):
-        current_default(make_engine(sqlite_url), KEY)
+        current_default(open_storage(sqlite_url).engine, KEY)
 
 
 @pytest.mark.postgres
 def test_racing_promotions_on_postgresql_leave_exactly_one_current_row(pg_url: str) -> None:
-    upgrade(pg_url)
+    upgrade(open_storage(pg_url))
     values = [0.61, 0.74, 0.69, 0.83, 0.77, 0.66, 0.80, 0.72]
     start = threading.Barrier(len(values))
     errors: list[BaseException] = []
 
     def run(value: float) -> None:
-        eng = make_engine(pg_url)
+        eng = open_storage(pg_url).engine
         try:
             start.wait()
             _promote(eng, value)
@@ -92,7 +91,7 @@ def test_racing_promotions_on_postgresql_leave_exactly_one_current_row(pg_url: s
     for t in threads:
         t.join(60)
     assert not errors
-    eng = make_engine(pg_url)
+    eng = open_storage(pg_url).engine
     with eng.connect() as conn:
         current = conn.execute(sa.select(tuned_defaults.c.metric_value).where(
             tuned_defaults.c.trainer == KEY.trainer, tuned_defaults.c.optimizer == KEY.optimizer,

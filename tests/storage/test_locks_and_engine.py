@@ -56,20 +56,22 @@ def test_postgres_storage_holds_at_most_two_connections_and_pings_idle_ones(pg_u
 
 @pytest.mark.postgres
 def test_launcher_counts_connections_and_points_past_the_server_limit(pg_url: str) -> None:
+    from storage import StorageHandle, open_storage
     from storage.connections import connection_budget
 
-    lines = connection_budget(pg_url, 3)
+    storage = open_storage(pg_url)
+    lines = connection_budget(storage, 3)
     assert len(lines) == 1 and lines[0].startswith("3 workers will hold up to 8 database "
                                                    "connections (2 per worker + 2 for this "
                                                    "launcher); the server allows ")
-    too_many = connection_budget(pg_url, 100_000)
+    too_many = connection_budget(storage, 100_000)
     assert len(too_many) == 2 and "PgBouncer (pool_mode = transaction)" in too_many[1]
     assert "hpsearch proxy" in too_many[1] and "--worker-storage grpc://" in too_many[1]
-    proxied = connection_budget(pg_url, 100_000, via_proxy=True)
+    proxied = connection_budget(storage, 100_000, via_proxy=True)
     assert len(proxied) == 1 and proxied[0].startswith(
         "this launcher will hold up to 2 database connections (100000 workers through the "
         "gRPC proxy hold none)")
-    assert connection_budget("sqlite:///x.db", 3) == []
+    assert connection_budget(StorageHandle("sqlite:///x.db", "sqlite"), 3) == []
 
 
 def test_optuna_schema_mismatch_is_one_line_with_the_fix(sqlite_url: str) -> None:

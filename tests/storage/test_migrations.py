@@ -6,7 +6,7 @@ import optuna
 import pytest
 import sqlalchemy as sa
 
-from storage import current_revision, head_revision, open_optuna_storage, upgrade
+from storage import current_revision, head_revision, open_optuna_storage, open_storage, upgrade
 
 OUR_TABLES = {"hps_alembic_version", "hps_tuned_defaults", "hps_registry_versions",
               "hps_registry_aliases"}
@@ -38,9 +38,9 @@ def test_upgrade_creates_our_tables_and_leaves_optunas_alone(url: str) -> None:
     before = _snapshot_optuna(url)
     assert "trials" in before["tables"] and before["alembic_version"]
 
-    assert upgrade(url) == (None, head_revision())
-    assert upgrade(url) == (head_revision(), head_revision())  # idempotent
-    assert current_revision(url) == head_revision()
+    assert upgrade(open_storage(url)) == (None, head_revision())
+    assert upgrade(open_storage(url)) == (head_revision(), head_revision())  # idempotent
+    assert current_revision(open_storage(url)) == head_revision()
 
     engine = sa.create_engine(url)
     tables = set(sa.inspect(engine).get_table_names())
@@ -55,7 +55,7 @@ def test_one_current_tuned_default_per_key_is_enforced(url: str) -> None:
 
     from storage.tables import tuned_defaults
 
-    upgrade(url)
+    upgrade(open_storage(url))
     engine = sa.create_engine(url)
     row = {"trainer": "cifar", "model": "resnet18", "optimizer": f"sgd-{id(url)}",
            "dataset": "cifar10", "params": {"lr": 0.05}, "source": "documented",
@@ -84,6 +84,6 @@ def _columns(url: str) -> dict[str, list[tuple[str, str, bool]]]:
 
 @pytest.mark.postgres
 def test_schema_is_identical_on_sqlite_and_postgresql(sqlite_url: str, pg_url: str) -> None:
-    upgrade(sqlite_url)
-    upgrade(pg_url)
+    upgrade(open_storage(sqlite_url))
+    upgrade(open_storage(pg_url))
     assert _columns(sqlite_url) == _columns(pg_url)

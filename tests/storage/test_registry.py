@@ -4,14 +4,13 @@ from typing import Any
 
 import pytest
 
-from storage import StorageError, registry, upgrade
-from storage.engine import make_engine
+from storage import StorageError, open_storage, registry, upgrade
 
 
 @pytest.fixture
 def engine(sqlite_url: str) -> Any:
-    upgrade(sqlite_url)
-    return make_engine(sqlite_url)
+    upgrade(open_storage(sqlite_url))
+    return open_storage(sqlite_url).engine
 
 
 def _create(engine: Any, name: str = "resnet18-cifar", **kw: Any) -> registry.RegistryVersion:
