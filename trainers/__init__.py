@@ -4,7 +4,9 @@ Contract: ``train(cfg, reporter=NullReporter()) -> dict`` reports after every ev
 stops when ``reporter.should_stop()``, and returns final metrics with ``epochs_run`` and
 ``stop_reason``; it never raises to stop. Trainers: ``trainers.cifar`` and
 ``trainers.multitask``, imported on first use (so ``python -m trainers.cifar`` and the reporter
-contract do not pull in a trainer they do not need).
+contract do not pull in a trainer they do not need). What the search side needs of a trainer
+module (``Config``, ``train``, ``preflight`` and its ``SEARCH`` declaration) is written down in
+``trainers.contract``.
 """
 
 from __future__ import annotations
