@@ -103,6 +103,12 @@ class FaultTolerance:
     heartbeat_interval_s: int = 30
     grace_period_s: int = 120
     max_retries: int = 3  # a trial whose worker died is re-queued this many times
+    # A trial with no epoch reported for stall_factor x the slowest epoch its worker measured
+    # (at least stall_floor_s; stall_first_epoch_s before any) is failed as stalled
+    # (search/trial/stall.py); stall_factor 0 turns the check off.
+    stall_factor: float = 10.0
+    stall_floor_s: float = 120.0
+    stall_first_epoch_s: float = 3600.0
 
     def to_dict(self) -> dict[str, Any]:
         defaults = FaultTolerance()

@@ -24,12 +24,14 @@ Layout of a spec file (see examples/round2.yaml):
                                        (success.target) reached, K finished trials without a
                                        new best, a wall-clock budget from the study's creation
     fault_tolerance: {checkpoint_dir, artifact_store, heartbeat_interval_s, grace_period_s,
-                      max_retries}
+                      max_retries, stall_factor, stall_floor_s, stall_first_epoch_s}
                                        per-trial checkpoints in a directory every worker sees
                                        or an Optuna artifact store (path, file://, s3://BUCKET,
                                        gs://BUCKET; a retried trial resumes from them), and
                                        Optuna's heartbeat: a trial silent for the grace period
-                                       is failed and retried
+                                       is failed and retried; a trial that reports no
+                                       epoch for stall_factor x its worker's slowest epoch
+                                       is failed as stalled
 
 Every error names the file, the key path and the fix, in one line.
 """
@@ -304,7 +306,8 @@ def _stop_rules(p: _Parser, raw: Any, target: float | None) -> StopRules:
 def _fault_tolerance(p: _Parser, raw: Any) -> FaultTolerance:
     ft = p.mapping(raw, "fault_tolerance", ("checkpoint_dir", "artifact_store",
                                             "heartbeat_interval_s", "grace_period_s",
-                                            "max_retries"))
+                                            "max_retries", "stall_factor", "stall_floor_s",
+                                            "stall_first_epoch_s"))
     defaults = FaultTolerance()
     interval = p.integer(ft.get("heartbeat_interval_s", defaults.heartbeat_interval_s),
                          "fault_tolerance.heartbeat_interval_s", minimum=1)
@@ -321,7 +324,21 @@ def _fault_tolerance(p: _Parser, raw: Any) -> FaultTolerance:
                                                            "fault_tolerance.artifact_store"),
         heartbeat_interval_s=interval, grace_period_s=grace,
         max_retries=p.integer(ft.get("max_retries", defaults.max_retries),
-                              "fault_tolerance.max_retries", minimum=0))
+                              "fault_tolerance.max_retries", minimum=0),
+        stall_factor=_non_negative(p, ft.get("stall_factor", defaults.stall_factor),
+                                   "fault_tolerance.stall_factor"),
+        stall_floor_s=_positive(p, ft.get("stall_floor_s", defaults.stall_floor_s),
+                                "fault_tolerance.stall_floor_s"),
+        stall_first_epoch_s=_positive(p, ft.get("stall_first_epoch_s",
+                                                defaults.stall_first_epoch_s),
+                                      "fault_tolerance.stall_first_epoch_s"))
+
+
+def _non_negative(p: _Parser, value: Any, where: str) -> float:
+    number = p.number(value, where)
+    if number < 0:
+        p.fail(where, f"{number} must be >= 0 (0 turns the check off)")
+    return number
 
 
 def _positive(p: _Parser, value: Any, where: str) -> float:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from search.study.space import suggest, to_config_changes
 from search.study.study_spec import StudySpec
@@ -27,6 +29,7 @@ from search.study.trainers import get_trainer
 from search.trial.checkpoints import TrialCheckpoints, open_artifact_store
 from search.trial.provenance import code_version, library_versions
 from search.trial.reporter import TrialReporter
+from search.trial.stall import STALLED_EXIT_CODE, StallLimits, StallWatchdog
 from search.tuning.resolve import Resolution, TunedLookup, resolve_config
 from storage.attrs import CONFIG_ATTR, FAIL_KIND_ATTR, OVERRIDES_ATTR, RETRY_OF_ATTR
 
@@ -73,6 +76,24 @@ class Objective:
         self._lookup = tuned_lookup
         store = spec.fault_tolerance.artifact_store
         self._artifact_store = open_artifact_store(store) if store is not None else None
+        ft = spec.fault_tolerance
+        self._watchdog = StallWatchdog(
+            StallLimits(factor=ft.stall_factor, floor_s=ft.stall_floor_s,
+                        first_epoch_s=ft.stall_first_epoch_s), self._stalled)
+        self._current: optuna.Trial | None = None
+
+    def _stalled(self, reason: str) -> None:
+        """The watchdog's verdict (its own thread; the training thread is stuck and cannot be
+        interrupted): record it on the trial, fail the trial, end this worker process."""
+        trial = self._current
+        if trial is not None:
+            try:
+                set_user_attrs(trial, {"fail_reason": reason, FAIL_KIND_ATTR: "stalled"})
+                trial.study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            except Exception:  # the process ends either way; the heartbeat then fails it
+                log.exception("could not record the stall of trial %d", trial.number)
+        logging.shutdown()
+        os._exit(STALLED_EXIT_CODE)
 
     def resolve(self, params: dict[str, Any], overrides: dict[str, Any]) -> Resolution:
         base = {**self.spec.config, **overrides}
@@ -118,9 +139,16 @@ class Objective:
         for note in resolution.notes:
             log.info("trial %d: %s", trial.number, note)
         multi = self.spec.multi_objective
+        def after_report(epoch: int) -> None:
+            self._watchdog.progress()
+            if checkpoints is not None:
+                checkpoints.after_epoch(epoch)
+
         reporter = TrialReporter(trial, metric=self.spec.report_metric, prune=not multi,
-                                 after_report=checkpoints.after_epoch if checkpoints else None)
+                                 after_report=after_report)
         record: dict[str, Any] = {}
+        self._current = trial
+        self._watchdog.begin()
         try:
             result = self.entry.train(cfg, reporter)
         except Exception as exc:
@@ -132,6 +160,8 @@ class Objective:
         else:
             record.update(result)
         finally:
+            self._watchdog.end()
+            self._current = None
             record["lr_schedule"] = reporter.lr_per_epoch
             if multi:
                 record["curve"] = reporter.curve
