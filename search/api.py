@@ -77,12 +77,12 @@ def launch(spec: str | Path | StudySpec | Mapping[str, Any], *, storage: str | N
     from search.errors import SpecError
     from search.run.launch import launch as run_launch
     from search.run.local_executor import LocalExecutor
-    from storage import resolve_storage_url
+    from storage import open_storage
 
     parsed = with_overrides(
         _as_spec(spec), name=study_name, trials=trials, workers=workers, epochs=epochs,
         config=config, checkpoint_dir=checkpoint_dir, artifact_store=artifact_store)
-    url = resolve_storage_url(storage)
+    handle = open_storage(storage)
     executor = None
     if threads_per_worker is not None:
         if threads_per_worker < 1:
@@ -90,19 +90,19 @@ def launch(spec: str | Path | StudySpec | Mapping[str, Any], *, storage: str | N
                             "threads_per_worker=1")
         executor = LocalExecutor(parsed.workers, threads_per_worker=threads_per_worker)
     emit = on_line or log.info
-    result = run_launch(parsed, url, emit=emit, warm_start=warm_start, promote=promote,
+    result = run_launch(parsed, handle, emit=emit, warm_start=warm_start, promote=promote,
                         extra_seeds=extra_seeds, executor=executor,
                         worker_storage_url=worker_storage)
-    return _result(result.study, url, promotion=result.promotion)
+    return _result(result.study, handle.url, promotion=result.promotion)
 
 
 def load_study_result(study_name: str, *, storage: str | None = None) -> StudyResult:
     """A study launched earlier (here or anywhere sharing the storage), as it stands now."""
-    from search.cli.tuning_commands import load_study_or_fail
-    from storage import resolve_storage_url
+    from search.study.stored import load_study
+    from storage import open_storage
 
-    url = resolve_storage_url(storage)
-    return _result(load_study_or_fail(url, study_name), url)
+    handle = open_storage(storage)
+    return _result(load_study(handle, study_name), handle.url)
 
 
 def resolve_config(*, trainer: str = "cifar", model: str | None = None,
@@ -116,13 +116,13 @@ def resolve_config(*, trainer: str = "cifar", model: str | None = None,
     from search.study.trainers import get_trainer
     from search.tuning.resolve import TunedLookup
     from search.tuning.resolve import resolve_config as resolve_layers
-    from storage import resolve_storage_url
+    from storage import open_storage
 
     explicit: dict[str, Any] = {k: v for k, v in (
         ("model", model), ("optimizer", optimizer), ("dataset", dataset)) if v is not None}
     explicit.update(overrides or {})
     entry = get_trainer(trainer)
-    tuned = TunedLookup(resolve_storage_url(storage))(entry, explicit)
+    tuned = TunedLookup(open_storage(storage))(entry, explicit)
     return resolve_layers(entry, explicit=explicit, tuned=tuned[0] if tuned else None,
                           tuned_row_id=tuned[1] if tuned else None, scaling_rule=scaling_rule)
 
@@ -133,15 +133,14 @@ def promote(study_name: str, *, storage: str | None = None, extra_seeds: int = 2
     """``hpsearch defaults promote``: re-measure the study's best trial (or ``trial``) on
     ``extra_seeds`` more seeds and make it the tuned default if its mean beats the current row
     (or always, with ``force``). ``.outcome.promoted`` says whether it did."""
-    from search.cli.tuning_commands import load_study_or_fail
+    from search.study.stored import load_study, read_spec
     from search.tuning.promote import promote_best_trial
-    from storage import resolve_storage_url
-    from storage.attrs import SPEC_ATTR
+    from storage import open_storage
 
-    url = resolve_storage_url(storage)
-    study = load_study_or_fail(url, study_name)
-    spec = parse_spec(study.user_attrs.get(SPEC_ATTR) or {}, source=f"study {study_name!r}")
-    return promote_best_trial(study, spec, url, extra_seeds=extra_seeds, force=force,
+    handle = open_storage(storage)
+    study = load_study(handle, study_name)
+    spec = read_spec(study, where=handle.redacted)
+    return promote_best_trial(study, spec, handle, extra_seeds=extra_seeds, force=force,
                               trial_number=trial, emit=on_line or log.info)
 
 
