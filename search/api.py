@@ -122,7 +122,11 @@ def resolve_config(*, trainer: str = "cifar", model: str | None = None,
         ("model", model), ("optimizer", optimizer), ("dataset", dataset)) if v is not None}
     explicit.update(overrides or {})
     entry = get_trainer(trainer)
-    tuned = TunedLookup(open_storage(storage))(entry, explicit)
+    handle = open_storage(storage)
+    try:
+        tuned = TunedLookup(handle)(entry, explicit)
+    finally:
+        handle.close()  # the resolution holds no storage: give its connections back now
     return resolve_layers(entry, explicit=explicit, tuned=tuned[0] if tuned else None,
                           tuned_row_id=tuned[1] if tuned else None, scaling_rule=scaling_rule)
 
@@ -138,10 +142,13 @@ def promote(study_name: str, *, storage: str | None = None, extra_seeds: int = 2
     from storage import open_storage
 
     handle = open_storage(storage)
-    study = load_study(handle, study_name)
-    spec = read_spec(study, where=handle.redacted)
-    return promote_best_trial(study, spec, handle, extra_seeds=extra_seeds, force=force,
-                              trial_number=trial, emit=on_line or log.info)
+    try:
+        study = load_study(handle, study_name)
+        spec = read_spec(study, where=handle.redacted)
+        return promote_best_trial(study, spec, handle, extra_seeds=extra_seeds, force=force,
+                                  trial_number=trial, emit=on_line or log.info)
+    finally:
+        handle.close()  # the report holds no storage: give its connections back now
 
 
 def _as_spec(spec: str | Path | StudySpec | Mapping[str, Any]) -> StudySpec:

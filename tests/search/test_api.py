@@ -63,6 +63,15 @@ def test_readme_example_runs_and_its_result_reads_back(tmp_path: Path) -> None:
     with pytest.raises(AttributeError):
         result.best_value = 1.0  # type: ignore[misc]  # frozen
 
+    # Promotion from Python, without re-measuring (no extra seeds): the study's winner becomes
+    # the tuned default, and resolving the same setting now takes its learning rate from there.
+    report = search.promote("api-example", storage=url, extra_seeds=0)
+    assert report.outcome.promoted and report.trial.number == result.best_trial
+    setting = {k: v for k, v in result.best_config.items() if k != "lr"}
+    resolution = search.resolve_config(trainer="cifar", overrides=setting, storage=url)
+    assert resolution.config.lr == result.best_params["lr"]
+    assert resolution.sources["lr"].startswith("tuned default")
+
 
 def test_a_password_never_shows_in_the_result_storage() -> None:
     import optuna
