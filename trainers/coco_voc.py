@@ -1,4 +1,4 @@
-"""COCO instance annotations as 21-class VOC semantic masks, without pycocotools.
+"""COCO instance annotations as 21-class VOC semantic masks.
 
 The conversion follows torchvision's segmentation references: only the 20 COCO categories that
 are VOC classes are kept and remapped to VOC indices 1..20 (everything else is background 0);
@@ -6,17 +6,16 @@ each instance's polygons or RLE become a binary mask; a pixel takes its instance
 a pixel covered by more than one kept instance is set to the ignore index 255. Training splits
 drop images whose kept instances cover 1,000 pixels or less (``min_area``), as the references do.
 
-RLE: both forms COCO uses are decoded here: uncompressed (``counts`` a list of run lengths) and
-compressed (``counts`` a string in COCO's 6-bit, delta-coded variable-length encoding). Runs are
-column-major and start with a run of zeros. Polygons are filled with PIL (torchvision's own
-dependency); its rasterisation can differ from pycocotools' by a pixel along edges.
+Masks come from pycocotools, the official COCO API, as in torchvision's segmentation
+reference: polygons are rasterised and RLE (compressed, or uncompressed with ``counts`` a list of
+run lengths) decoded by it, so a mask here is pixel for pixel the one ``COCO.annToMask`` gives.
+The class mapping, the overlap rule and the error messages are ours.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Sequence
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,67 +86,40 @@ def read_coco(json_path: str | Path, *, min_area: float) -> list[CocoImage]:
 
 
 def decode_rle(rle: dict[str, Any]) -> torch.Tensor:
-    """A COCO RLE (compressed or not) as a bool mask [h, w]."""
+    """A COCO RLE (compressed or not) as a bool mask [h, w], decoded by pycocotools."""
+    from pycocotools import mask as coco_mask
+
     height, width = (int(v) for v in rle["size"])
     counts = rle["counts"]
-    runs = _counts_from_string(counts) if isinstance(counts, str | bytes) else list(counts)
-    if sum(runs) != height * width:
-        raise ValueError(f"RLE runs cover {sum(runs)} pixels but its size is {height}x{width}")
-    values = torch.zeros(len(runs), dtype=torch.bool)
-    values[1::2] = True
-    flat = torch.repeat_interleave(values, torch.tensor(runs, dtype=torch.int64))
-    return flat.view(width, height).t().contiguous()  # column-major
+    if isinstance(counts, list):  # uncompressed: pycocotools would not check the total
+        if sum(int(c) for c in counts) != height * width:
+            raise ValueError(f"RLE runs cover {sum(counts)} pixels but its size is "
+                             f"{height}x{width}")
+        compressed = coco_mask.frPyObjects(
+            {"size": [height, width], "counts": [int(c) for c in counts]}, height, width)
+    else:
+        text = counts.encode() if isinstance(counts, str) else bytes(counts)
+        compressed = {"size": [height, width], "counts": text}
+    return _decode(compressed)
 
 
 def encode_rle(mask: torch.Tensor) -> dict[str, Any]:
-    """A bool mask [h, w] as a compressed COCO RLE (the inverse of ``decode_rle``)."""
-    height, width = mask.shape
-    flat = mask.t().reshape(-1).to(torch.int8)
-    change = torch.nonzero(flat[1:] != flat[:-1]).flatten() + 1
-    edges = [0, *change.tolist(), flat.numel()]
-    runs = [b - a for a, b in itertools.pairwise(edges)]
-    if flat.numel() and bool(flat[0]):
-        runs = [0, *runs]  # runs start with zeros
-    return {"size": [int(height), int(width)], "counts": _counts_to_string(runs)}
+    """A bool mask [h, w] as a compressed COCO RLE (``counts`` a str, as JSON files hold it)."""
+    import numpy as np
+    from pycocotools import mask as coco_mask
 
-
-def _counts_from_string(text: str | bytes) -> list[int]:
-    chars = text.encode() if isinstance(text, str) else text
-    counts: list[int] = []
-    pos = 0
-    while pos < len(chars):
-        value, shift, more = 0, 0, True
-        while more:
-            c = chars[pos] - 48
-            value |= (c & 0x1F) << shift
-            more = bool(c & 0x20)
-            pos += 1
-            shift += 5
-            if not more and c & 0x10:
-                value |= -1 << shift  # sign-extend
-        if len(counts) > 2:
-            value += counts[-2]  # runs after the second are stored as deltas
-        counts.append(value)
-    return counts
-
-
-def _counts_to_string(runs: Sequence[int]) -> str:
-    out = []
-    for i, run in enumerate(runs):
-        value = run - runs[i - 2] if i > 2 else run
-        more = True
-        while more:
-            c = value & 0x1F
-            value >>= 5
-            more = not ((c & 0x10 == 0 and value == 0) or (c & 0x10 and value == -1))
-            if more:
-                c |= 0x20
-            out.append(chr(c + 48))
-    return "".join(out)
+    rle = coco_mask.encode(np.asfortranarray(mask.numpy().astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def instance_mask(segmentation: Any, height: int, width: int) -> torch.Tensor:
-    """One annotation's ``segmentation`` (polygons, RLE) as a bool mask [height, width]."""
+    """One annotation's ``segmentation`` (polygons, RLE) as a bool mask [height, width].
+
+    As pycocotools' ``COCO.annToMask``: an object's polygons are rasterised and merged into one
+    mask; RLE is decoded. A polygon of fewer than three points covers nothing.
+    """
+    from pycocotools import mask as coco_mask
+
     if isinstance(segmentation, dict):
         counts = segmentation.get("counts")
         size = segmentation.get("size")
@@ -157,16 +129,24 @@ def instance_mask(segmentation: Any, height: int, width: int) -> torch.Tensor:
         if [int(v) for v in size] != [height, width]:
             raise ValueError(f"RLE size {list(size)} differs from the image's {height}x{width}")
         return decode_rle(segmentation)
-    from PIL import Image, ImageDraw
+    # pycocotools reads a 4-number list as a box, so shorter polygons are dropped first.
+    polygons = [[float(v) for v in polygon] for polygon in segmentation if len(polygon) >= 6]
+    if not polygons:
+        return torch.zeros(height, width, dtype=torch.bool)
+    merged = coco_mask.merge(coco_mask.frPyObjects(polygons, height, width))
+    return _decode(merged)
 
-    canvas = Image.new("L", (width, height), 0)
-    draw = ImageDraw.Draw(canvas)
-    for polygon in segmentation:
-        points = [(float(polygon[i]), float(polygon[i + 1])) for i in range(0, len(polygon) - 1, 2)]
-        if len(points) >= 3:
-            draw.polygon(points, fill=1, outline=1)
-    return torch.frombuffer(bytearray(canvas.tobytes()), dtype=torch.uint8).view(
-        height, width).bool()
+
+def _decode(rle: dict[str, Any]) -> torch.Tensor:
+    from pycocotools import mask as coco_mask
+
+    with warnings.catch_warnings():
+        # pycocotools 2.0.11's RLE object predates NumPy 2's __array__(copy=...) and says so on
+        # every decode; the result is right, so that one notice is silenced here.
+        warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept",
+                                category=DeprecationWarning)
+        decoded = coco_mask.decode(rle)
+    return torch.from_numpy(decoded.astype(bool)).contiguous()
 
 
 def semantic_mask(image: CocoImage) -> torch.Tensor:

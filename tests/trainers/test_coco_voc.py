@@ -101,3 +101,33 @@ def test_not_json_names_the_file(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ValueError, match=r"instances_train2017\.json: not valid JSON"):
         read_coco(path, min_area=0)
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept:DeprecationWarning")
+def test_masks_match_pycocotools_on_the_generated_coco_data(tmp_path: Path) -> None:
+    """Every annotation of the synthetic COCO set (polygons, compressed and uncompressed RLE)
+    gives, pixel for pixel, the mask of the official COCO API's ``annToMask``."""
+    from pycocotools.coco import COCO
+
+    from trainers.synthetic_formats import write_coco
+
+    root = write_coco(tmp_path / "coco", train_images=12, val_images=0, size=64)
+    path = root / "annotations" / "instances_train2017.json"
+    api = COCO(str(path))
+    kinds = set()
+    for ann in api.loadAnns(api.getAnnIds()):
+        image = api.loadImgs(ann["image_id"])[0]
+        seg = ann["segmentation"]
+        kinds.add("polygon" if isinstance(seg, list) else type(seg["counts"]).__name__)
+        ours = instance_mask(seg, image["height"], image["width"])
+        assert torch.equal(ours, torch.from_numpy(api.annToMask(ann)).bool()), ann["id"]
+    assert kinds == {"polygon", "str", "list"}  # all three forms were compared
+    for image in read_coco(path, min_area=0):
+        target = semantic_mask(image)
+        anns = list(image.annotations)
+        masks = [torch.from_numpy(api.annToMask(a)).bool() for a in anns]
+        covered = torch.stack(masks).sum(dim=0)
+        for a, m in zip(anns, masks, strict=True):
+            alone = m & (covered == 1)
+            assert (target[alone] == COCO_TO_VOC[a["category_id"]]).all()
+        assert (target[covered > 1] == 255).all() and (target[covered == 0] == 0).all()
