@@ -228,7 +228,13 @@ def _cmd_proxy(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from search.report.progress import describe_trial, format_config, format_progress, read_progress
+    from search.report.progress import (
+        describe_trial,
+        format_config,
+        format_progress,
+        metric_names,
+        read_progress,
+    )
     from search.study.stored import load_study, read_spec_or_none
     from storage import open_storage
 
@@ -237,13 +243,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
     spec = read_spec_or_none(study)  # a study not launched by hpsearch has none
     budget = spec.n_trials if spec is not None else None
     workers = spec.workers if spec is not None else 1
-    metric = spec.metric_label() if spec is not None else "value"
-    p = read_progress(study, budget=budget, workers=workers)
+    names = metric_names(study)  # stored by launch; a study made elsewhere may have them too
+    metric = spec.metric_label() if spec is not None else ",".join(names or ["value"])
+    p = read_progress(study, budget=budget, workers=workers, metric=metric)
     print(f"study {study.study_name!r} ({p.direction} {metric}) in {storage.redacted}")
     print(format_progress(p), flush=True)
     while args.watch and (budget is None or p.done < budget):
         time.sleep(args.watch)
-        p = read_progress(study, budget=budget, workers=workers)
+        p = read_progress(study, budget=budget, workers=workers, metric=metric)
         print(format_progress(p), flush=True)
     for t in p.finished[-10:]:
         print("  " + describe_trial(t, metric))

@@ -76,6 +76,9 @@ def create_or_join(spec: StudySpec, handle: StorageHandle, *, warm_start: str | 
         summary = next(s for s in optuna.get_all_study_summaries(storage, False)
                        if s.study_name == spec.name)
         return _join(spec, storage, summary.directions), False
+    with warnings.catch_warnings():  # experimental in Optuna 3.2-5.0; optuna-dashboard reads it
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(spec.metrics) if spec.multi_objective else [spec.metric])
     for baseline in spec.baselines:
         study.enqueue_trial(baseline_to_optuna_params(spec, baseline),
                             user_attrs={BASELINE_ATTR: baseline.name,
@@ -226,7 +229,8 @@ class _Watcher:
         if now - self.last_read < 2.0 and not force:
             return
         self.last_read = now
-        p = read_progress(self.study, budget=self.spec.n_trials, workers=self.spec.workers)
+        p = read_progress(self.study, budget=self.spec.n_trials, workers=self.spec.workers,
+                          metric=self.spec.metric_label())
         new = [t for t in p.finished if t.number not in self.seen]
         for t in sorted(new, key=lambda t: t.number):
             self.seen.add(t.number)
