@@ -1,19 +1,24 @@
-"""Samplers and pruners built from a spec's ``{name, ...options}``; options are checked
-against the Optuna constructor so a typo fails at load time, not in a worker."""
+"""Samplers and pruners built from a spec's ``{name, ...options}``. A spec's options are checked
+when it is read, never first in a worker after the study exists: each name against the Optuna
+constructor (a typo), each value against its type (the constructor's default's type) and, for
+counts of trials and steps, its least sensible value (``n_startup_trials: x``,
+``reduction_factor: -2``); then ``rehearse`` runs both on a few throw-away in-memory trials
+of the study's space, since Optuna checks some options only when it first samples or prunes."""
 
 from __future__ import annotations
 
 import inspect
+import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
 
 from search.errors import SpecError
-from search.study.model import ComponentSpec
+from search.study.model import ComponentSpec, ParamSpec
 
-__all__ = ["PRUNER_NAMES", "SAMPLER_NAMES", "build_pruner", "build_sampler"]
+__all__ = ["PRUNER_NAMES", "SAMPLER_NAMES", "build_pruner", "build_sampler", "rehearse"]
 
 _SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
     "tpe": optuna.samplers.TPESampler,
@@ -35,32 +40,135 @@ SAMPLER_NAMES = tuple(_SAMPLERS)
 PRUNER_NAMES = tuple(_PRUNERS)
 
 
+# Options counted in trials or steps, with the least value each may take ("auto" where Optuna
+# accepts it). A count of the wrong type or sign passes Optuna's constructors and fails later.
+_COUNTS: dict[str, int] = {
+    "n_startup_trials": 0, "n_ei_candidates": 1, "seed": 0, "min_resource": 1,
+    "max_resource": 1, "reduction_factor": 2, "bootstrap_count": 0,
+    "min_early_stopping_rate": 0, "n_warmup_steps": 0, "interval_steps": 1, "n_min_trials": 1,
+    "patience": 0, "popsize": 1,
+}
+_AUTO = ("min_resource", "max_resource")
+_MAX_SEED = 2**32 - 1  # numpy's seeds
+
+
 def build_sampler(spec: ComponentSpec, *, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
     options = dict(spec.options)
+    _check_options("sampler", spec.name, _SAMPLERS[spec.name], options)
     if "seed" in options and options["seed"] is not None:
-        options["seed"] = int(options["seed"]) + seed_offset  # each worker draws its own stream
+        # Each worker draws its own stream, within numpy's seed range.
+        options["seed"] = (int(options["seed"]) + seed_offset) % (_MAX_SEED + 1)
     return _construct("sampler", spec.name, _SAMPLERS[spec.name], options)
 
 
-def build_pruner(spec: ComponentSpec) -> optuna.pruners.BasePruner:
+def build_pruner(spec: ComponentSpec, *, where: str = "pruner") -> optuna.pruners.BasePruner:
     options = dict(spec.options)
     if spec.name == "patient":
         wrapped = options.pop("wrapped", None)
+        if wrapped is not None and not isinstance(wrapped, dict):
+            raise SpecError(f"{where}.wrapped: expected a pruner such as {{name: median}}, got "
+                            f"{wrapped!r}")
         options["wrapped_pruner"] = (None if wrapped is None else
                                      build_pruner(ComponentSpec(wrapped["name"], {
-                                         k: v for k, v in wrapped.items() if k != "name"})))
-    return _construct("pruner", spec.name, _PRUNERS[spec.name], options)
+                                         k: v for k, v in wrapped.items() if k != "name"}),
+                                         where=f"{where}.wrapped"))
+        _check_options(where, spec.name, _PRUNERS[spec.name],
+                       {k: v for k, v in options.items() if k != "wrapped_pruner"})
+    else:
+        _check_options(where, spec.name, _PRUNERS[spec.name], options)
+    return _construct(where, spec.name, _PRUNERS[spec.name], options)
+
+
+def rehearse(sampler: ComponentSpec, pruner: ComponentSpec, space: tuple[ParamSpec, ...],
+             directions: Sequence[str], *, trials: int = 3, steps: int = 3) -> None:
+    """Sample ``trials`` throw-away trials of ``space`` in memory and prune-check each at
+    ``steps`` steps, so an option Optuna checks only then fails now, as a SpecError naming the
+    component and its options. Writes nothing anywhere."""
+    # Imported here: space.py imports this module's neighbours, not the other way round.
+    from search.study.space import suggest
+
+    storage = optuna.storages.InMemoryStorage()
+    quiet = logging.getLogger("optuna.storages._in_memory")  # "a new study created in memory"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quiet.addFilter(_drop_all)
+        try:
+            study_id = storage.create_new_study(
+                [optuna.study.StudyDirection[d.upper()] for d in directions], "rehearsal")
+        finally:
+            quiet.removeFilter(_drop_all)
+        study = optuna.Study(study_name=storage.get_study_name_from_id(study_id),
+                             storage=storage, sampler=build_sampler(sampler),
+                             pruner=build_pruner(pruner))
+        for i in range(trials):
+            component = sampler
+            try:
+                trial = study.ask()
+                suggest(trial, space)
+                if len(directions) == 1:
+                    component = pruner
+                    for step in range(1, steps + 1):
+                        trial.report(float(i + step), step)
+                        trial.should_prune()
+                component = sampler
+                study.tell(trial, [float(i)] * len(directions))
+            except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+                kind = "sampler" if component is sampler else "pruner"
+                raise SpecError(f"{kind}: {kind} {component.name!r} with options "
+                                f"{dict(component.options)} fails on a trial: {exc}; fix "
+                                "those options (see Optuna's documentation of the "
+                                f"{kind})") from None
+
+
+def _drop_all(record: logging.LogRecord) -> bool:
+    return False
+
+
+def _check_options(kind: str, name: str, factory: Callable[..., Any],
+                   options: dict[str, Any]) -> None:
+    """Each option's name, type and, for counts, least value."""
+    parameters = {n: p for n, p in inspect.signature(factory).parameters.items() if n != "self"}
+    unknown = sorted(set(options) - set(parameters))
+    if unknown:
+        raise SpecError(f"{kind}: unknown option {unknown[0]!r} for {kind.split('.')[0]} "
+                        f"{name!r}; accepted: {list(parameters)}")
+    for option, value in options.items():
+        default = parameters[option].default
+        if option in _COUNTS:
+            _check_count(kind, option, value, default)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise SpecError(f"{kind}.{option}: {value!r} is not true or false; e.g. "
+                                f"{option}: {str(default).lower()}")
+        elif isinstance(default, int | float) and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+                or (isinstance(default, int) and not isinstance(value, int))):
+            what = "a whole number" if isinstance(default, int) else "a number"
+            raise SpecError(f"{kind}.{option}: {value!r} is not {what}; e.g. {option}: "
+                            f"{default}")
+
+
+def _check_count(kind: str, option: str, value: Any, default: Any) -> None:
+    least = _COUNTS[option]
+    if value is None and (default is None or option == "seed"):
+        return
+    if value == "auto" and option in _AUTO:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < least or (
+            option == "seed" and value > _MAX_SEED):
+        example = default if isinstance(default, int) and not isinstance(default, bool) \
+            and default >= least else max(least, 1)
+        bounds = f"0 to {_MAX_SEED}" if option == "seed" else f">= {least}"
+        auto = " or auto" if option in _AUTO else ""
+        raise SpecError(f"{kind}.{option}: {value!r} is not a whole number {bounds}{auto}; "
+                        f"e.g. {option}: {example}")
 
 
 def _construct(kind: str, name: str, factory: Callable[..., Any], options: dict[str, Any]) -> Any:
-    accepted = [n for n in inspect.signature(factory).parameters if n != "self"]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise SpecError(f"{kind}: unknown option {unknown[0]!r} for {kind} {name!r}; accepted: "
-                        f"{accepted}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return factory(**options)
     except (TypeError, ValueError, ImportError) as exc:
-        raise SpecError(f"{kind}: cannot build {kind} {name!r} with {options}: {exc}") from None
+        raise SpecError(f"{kind}: cannot build {kind.split('.')[0]} {name!r} with {options}: "
+                        f"{exc}") from None

@@ -20,6 +20,7 @@ __all__ = [
     "OutsideSpace",
     "baseline_to_optuna_params",
     "milestone_epochs",
+    "milestones_fit",
     "representative_params",
     "suggest",
     "to_config_changes",
@@ -48,8 +49,33 @@ def suggest(trial: optuna.Trial, space: tuple[ParamSpec, ...]) -> dict[str, Any]
 
 
 def milestone_epochs(fractions: list[float], epochs: int) -> tuple[int, ...]:
-    """Fractions of ``epochs`` as strictly increasing epochs >= 1 (duplicates merge)."""
-    return tuple(sorted({min(epochs, max(1, round(f * epochs))) for f in fractions}))
+    """Fractions of ``epochs`` as strictly increasing epochs. When the budget allows (at most
+    ``epochs - 1`` of them) they are distinct epochs in [1, epochs - 1], each as near its
+    fraction as the others leave room for: 0.51 and 0.53 of 8 epochs become 4 and 5, not one
+    milestone (a milestone at the last epoch would decay nothing). A budget too small for them
+    (which a spec refuses, ``milestones_fit``) merges duplicates within [1, epochs] instead."""
+    if len(fractions) > epochs - 1:
+        return tuple(sorted({min(epochs, max(1, round(f * epochs))) for f in fractions}))
+    wanted = sorted(min(epochs - 1, max(1, round(f * epochs))) for f in fractions)
+    for i in range(1, len(wanted)):  # push collisions up ...
+        wanted[i] = max(wanted[i], wanted[i - 1] + 1)
+    for i in reversed(range(len(wanted))):  # ... and back down below the last epoch
+        ceiling = epochs - 1 if i == len(wanted) - 1 else wanted[i + 1] - 1
+        wanted[i] = min(wanted[i], ceiling)
+    return tuple(wanted)
+
+
+def milestones_fit(count: int, epochs: int) -> str | None:
+    """Why ``count`` distinct milestones cannot fit an ``epochs`` budget; None when they do."""
+    if count <= epochs - 1:
+        return None
+    if epochs <= 1:
+        return (f"{count} milestone(s) cannot fit a {epochs}-epoch budget (a milestone decays "
+                "the LR after an epoch, before the last); raise epochs to at least "
+                f"{count + 1} or drop milestones from the space")
+    return (f"{count} distinct milestones do not fit a {epochs}-epoch budget (epochs 1 to "
+            f"{epochs - 1}); lower the count to {epochs - 1} or raise epochs to at least "
+            f"{count + 1}")
 
 
 def to_config_changes(space: tuple[ParamSpec, ...], params: Mapping[str, Any], epochs: int

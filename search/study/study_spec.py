@@ -47,6 +47,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from search.errors import SpecError
+from search.study.field_types import field_types
 from search.study.model import (
     BaselineSpec,
     ComponentSpec,
@@ -57,13 +58,17 @@ from search.study.model import (
 )
 from search.study.space import (
     baseline_to_optuna_params,
+    milestone_epochs,
+    milestones_fit,
     representative_params,
     to_config_changes,
 )
 from search.study.trainers import TrainerEntry, get_trainer
 
 __all__ = [
+    "Overridden",
     "StudySpec",  # defined in search/study/model.py; re-exported for its many readers
+    "apply_overrides",
     "load_spec",
     "parse_spec",
     "with_overrides",
@@ -73,8 +78,25 @@ _PARAM_TYPES = ("float", "int", "categorical", "milestones")
 _DIRECTIONS = ("maximize", "minimize")
 _TOP_KEYS = ("name", "trainer", "objective", "success", "budget", "config", "space", "sampler",
              "pruner", "baselines", "pins", "description", "stop", "fault_tolerance")
-_SCALED_WITH_EPOCHS = ("patience",)
-_PRUNER_RESOURCE_KEYS = ("min_resource", "max_resource", "n_warmup_steps", "n_min_trials")
+# Rescaling floors (``--epochs``). Early stopping on the first dip is no early stopping, and a
+# pruner that decides at epoch 1 decides on noise (issue 13: patience 35 -> 1 and min_resource
+# 10 -> 1 at 8 epochs ended every trial early). So a rescaled patience stays at least
+# PATIENCE_FLOOR epochs, and a pruner's first decision (min_resource; n_warmup_steps) at
+# least max(RESOURCE_FLOOR, RESOURCE_FRACTION of the epochs), rounded up; each floor capped at
+# the epoch budget, and never above what the spec itself asked for at full scale (a spec that
+# prunes from epoch 1 keeps doing so). A trainer may declare its own floors (SEARCH.epoch_floors).
+PATIENCE_FLOOR = 3
+RESOURCE_FLOOR = 2
+RESOURCE_FRACTION = 0.1
+MAX_EPOCHS = 10**6
+
+
+class Overridden(NamedTuple):
+    """A spec with command-line overrides, and the line saying what ``--epochs`` rescaled
+    (None without ``--epochs``): ``rescaled to 8 epochs: patience 35 -> 3 (floor 3), ...``."""
+
+    spec: StudySpec
+    rescaled: str | None
 
 
 def with_overrides(spec: StudySpec, *, name: str | None = None, trials: int | None = None,
@@ -82,9 +104,24 @@ def with_overrides(spec: StudySpec, *, name: str | None = None, trials: int | No
                    config: Mapping[str, Any] | None = None,
                    checkpoint_dir: str | None = None,
                    artifact_store: str | None = None) -> StudySpec:
+    """``spec`` with command-line overrides, validated again (``apply_overrides``)."""
+    return apply_overrides(spec, name=name, trials=trials, workers=workers, epochs=epochs,
+                           config=config, checkpoint_dir=checkpoint_dir,
+                           artifact_store=artifact_store).spec
+
+
+def apply_overrides(spec: StudySpec, *, name: str | None = None, trials: int | None = None,
+                    workers: int | None = None, epochs: int | None = None,
+                    config: Mapping[str, Any] | None = None,
+                    checkpoint_dir: str | None = None,
+                    artifact_store: str | None = None) -> Overridden:
     """``spec`` with command-line overrides, validated again. ``epochs`` shrinks or grows the
-    whole study: the epoch budget, patience, the baselines' own epoch settings and the pruner's
-    resources scale by the same factor (milestones are fractions and follow by themselves)."""
+    whole study: the epoch budget, patience, the baselines' own epoch settings, fixed
+    milestones and the pruner's resources scale by the same factor, within the floors above
+    (searched milestones are fractions and follow by themselves, kept distinct)."""
+    _check_flag("--trials", trials, MAX_TRIALS)
+    _check_flag("--workers", workers, MAX_WORKERS)
+    _check_flag("--epochs", epochs, MAX_EPOCHS)
     raw = spec.to_dict()
     if name is not None:
         raw["name"] = name
@@ -92,46 +129,114 @@ def with_overrides(spec: StudySpec, *, name: str | None = None, trials: int | No
         raw["budget"]["trials"] = trials
     if workers is not None:
         raw["budget"]["workers"] = workers
-    if config:
-        raw["config"].update(config)
     if checkpoint_dir is not None:
         raw.setdefault("fault_tolerance", {})["checkpoint_dir"] = checkpoint_dir
     if artifact_store is not None:
         raw.setdefault("fault_tolerance", {})["artifact_store"] = artifact_store
-    if epochs is not None:
-        if epochs < 1:
-            raise SpecError(f"--epochs must be >= 1, got {epochs}")
-        factor = epochs / spec.epochs()
-        raw["config"]["epochs"] = epochs
-        for key in _SCALED_WITH_EPOCHS:
-            if key in raw["config"]:
-                raw["config"][key] = _scale(raw["config"][key], factor)
-        for baseline, parsed in zip(raw["baselines"], spec.baselines, strict=True):
-            bcfg = baseline.get("config", {})
-            # Milestones stay the same fractions of the baseline's (rescaled) budget.
-            own_epochs = spec.baseline_epochs(parsed)
-            for p in spec.space:
-                if p.type == "milestones":
-                    baseline["params"][p.name] = [
-                        m / own_epochs if isinstance(m, int) else m
-                        for m in baseline["params"][p.name]]
-            for key in ("epochs", *_SCALED_WITH_EPOCHS):
-                if key in bcfg:
-                    bcfg[key] = _scale(bcfg[key], factor)
-        _scale_pruner(raw["pruner"], factor)
-    return parse_spec(raw, source="overrides")
+    line = None
+    if epochs is not None:  # before --set: a value set explicitly is used as given
+        notes = [n for n in _rescale(raw, spec, epochs)
+                 if n.split(" ")[0] not in (config or {})]
+        line = f"rescaled to {epochs} epochs" + (": " + "; ".join(notes) if notes else "")
+    if config:
+        raw["config"].update({k: list(v) if isinstance(v, tuple) else v
+                              for k, v in config.items()})
+    return Overridden(parse_spec(raw, source="command-line overrides"), line)
 
 
-def _scale(value: Any, factor: float) -> int:
-    return max(1, round(float(value) * factor))
+def _check_flag(flag: str, value: int | None, maximum: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise SpecError(f"{flag} {value} is out of range; give a whole number from 1 to "
+                        f"{maximum:,}".replace(",", "_"))
 
 
-def _scale_pruner(pruner: dict[str, Any], factor: float) -> None:
-    for key in _PRUNER_RESOURCE_KEYS:
-        if isinstance(pruner.get(key), int | float) and key != "n_min_trials":
-            pruner[key] = _scale(pruner[key], factor)
+def _rescale(raw: dict[str, Any], spec: StudySpec, epochs: int) -> list[str]:
+    """Rescale ``raw`` (``spec`` as a dict) to ``epochs``; what changed, as short notes."""
+    old = spec.epochs()
+    factor = epochs / old
+    entry = get_trainer(spec.trainer)
+    floors = dict(getattr(entry.info, "epoch_floors", {}) or {})
+    notes: list[str] = []
+    raw["config"]["epochs"] = epochs
+    searched = {p.name for p in spec.space}
+    _rescale_fields(raw["config"], old, epochs, searched, floors, notes)
+    _rescale_pruner(raw["pruner"], factor, epochs, notes)
+    _check_milestones_fit(spec, epochs, epochs, "")
+    for baseline, parsed in zip(raw["baselines"], spec.baselines, strict=True):
+        bcfg = baseline.get("config", {})
+        # Milestones stay the same fractions of the baseline's (rescaled) budget.
+        own_epochs = spec.baseline_epochs(parsed)
+        for p in spec.space:
+            if p.type == "milestones":
+                baseline["params"][p.name] = [
+                    m / own_epochs if isinstance(m, int) else m
+                    for m in baseline["params"][p.name]]
+        new_own = epochs
+        own: list[str] = []
+        if "epochs" in bcfg:
+            new_own = max(1, round(bcfg["epochs"] * factor))
+            own.append(f"epochs {bcfg['epochs']} -> {new_own}")
+            bcfg["epochs"] = new_own
+        _rescale_fields(bcfg, own_epochs, new_own, searched, floors, own)
+        if own:
+            notes.append(f"baseline {parsed.name}: " + ", ".join(own))
+        _check_milestones_fit(spec, epochs, new_own, f"baseline {parsed.name} would run "
+                                                     f"{new_own} epochs: ")
+    notes.extend(f"searched {p.name}: {p.count} distinct epochs within 1-{epochs - 1}"
+                 for p in spec.space if p.type == "milestones")
+    return notes
+
+
+def _check_milestones_fit(spec: StudySpec, flag: int, epochs: int, what: str) -> None:
+    for p in spec.space:
+        problem = milestones_fit(p.count, epochs) if p.type == "milestones" else None
+        if problem is not None:
+            raise SpecError(f"--epochs {flag}: {what}space.{p.name}: {problem}")
+
+
+def _rescale_fields(layer: dict[str, Any], old: int, new: int, searched: set[str],
+                    floors: Mapping[str, int], notes: list[str]) -> None:
+    """Patience (within its floor) and fixed milestones of one config layer (the spec's, or a
+    baseline's own), from ``old`` to ``new`` epochs."""
+    if "patience" in layer and not isinstance(layer["patience"], bool) \
+            and isinstance(layer["patience"], int):
+        asked = layer["patience"]
+        floor = min(int(floors.get("patience", PATIENCE_FLOOR)), new, asked)
+        scaled = max(1, round(asked * new / old))
+        layer["patience"] = max(scaled, floor)
+        used = f" (floor {floor})" if scaled < floor else ""
+        notes.append(f"patience {asked} -> {layer['patience']}{used}")
+    milestones = layer.get("milestones")
+    if "milestones" not in searched and isinstance(milestones, list) and milestones \
+            and all(isinstance(m, int) and not isinstance(m, bool) for m in milestones):
+        scaled_ms = list(milestone_epochs([m / old for m in milestones], new))
+        layer["milestones"] = scaled_ms
+        notes.append(f"milestones {milestones} -> {scaled_ms}")
+
+
+def _rescale_pruner(pruner: dict[str, Any], factor: float, epochs: int, notes: list[str],
+                    label: str = "") -> None:
+    name = f"{label}{pruner['name']}"
+    resource_floor = min(epochs, max(RESOURCE_FLOOR, math.ceil(RESOURCE_FRACTION * epochs)))
+    for key in ("min_resource", "n_warmup_steps"):
+        value = pruner.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        floor = min(resource_floor, int(value))  # never above what the spec asked for
+        scaled = round(float(value) * factor)
+        pruner[key] = max(scaled, floor)
+        used = f" (floor {floor})" if scaled < floor else ""
+        notes.append(f"{name} {key} {value} -> {pruner[key]}{used}")
+    value = pruner.get("max_resource")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        least = int(pruner.get("min_resource", 1)) if isinstance(
+            pruner.get("min_resource"), int) else 1
+        pruner["max_resource"] = max(least, round(float(value) * factor))
+        notes.append(f"{name} max_resource {value} -> {pruner['max_resource']}")
     if isinstance(pruner.get("wrapped"), dict):
-        _scale_pruner(pruner["wrapped"], factor)
+        _rescale_pruner(pruner["wrapped"], factor, epochs, notes, label=f"{name}'s ")
 
 
 def load_spec(path: str | Path) -> StudySpec:
@@ -170,6 +275,7 @@ def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
                                           top.get("pruner", {"name": "none"}))
     if objective.metrics:
         _check_multi_objective(p, objective.metrics, pruner, target, gap)
+    _rehearse(p, sampler, pruner, space, objective.directions or (objective.direction,))
     spec = StudySpec(
         name=name, trainer=trainer, metric=objective.metric, direction=objective.direction,
         report_metric=objective.report, target=target, metrics=objective.metrics,
@@ -207,9 +313,29 @@ def _objective(p: _Parser, raw: Any, entry: TrainerEntry) -> _Objective:
     if direction not in _DIRECTIONS:
         p.fail("objective.direction", f"unknown direction {direction!r}; expected one of "
                                       f"{list(_DIRECTIONS)}")
-    return _Objective(metric=metrics[0] if metrics else obj.get("metric", entry.default_metric),
-                      direction=direction, report=obj.get("report", entry.default_report),
-                      metrics=metrics, directions=directions)
+    objective = _Objective(
+        metric=metrics[0] if metrics else p.string(obj.get("metric", entry.default_metric),
+                                                   "objective.metric"),
+        direction=direction,
+        report=p.string(obj.get("report", entry.default_report), "objective.report"),
+        metrics=metrics, directions=directions)
+    _check_metric_names(p, entry, objective)
+    return objective
+
+
+def _check_metric_names(p: _Parser, entry: TrainerEntry, objective: _Objective) -> None:
+    """The objective must be a result the trainer returns and the pruned-on metric one it
+    reports every epoch (its SEARCH declaration), or every trial would score nothing."""
+    info = entry.info
+    named = ([(f"objective.metrics[{i}]", m) for i, m in enumerate(objective.metrics)]
+             if objective.metrics else [("objective.metric", objective.metric)])
+    for where, metric in named:
+        if metric not in info.metrics:
+            p.fail(where, f"trainer {entry.name!r} never returns {metric!r}; use one of "
+                          f"{list(info.metrics)}")
+    if not objective.metrics and objective.report not in info.reports:
+        p.fail("objective.report", f"trainer {entry.name!r} never reports {objective.report!r} "
+                                   f"after an epoch; use one of {list(info.reports)}")
 
 
 def _success(p: _Parser, raw: Any) -> tuple[float | None, float | None]:
@@ -225,11 +351,18 @@ def _success(p: _Parser, raw: Any) -> tuple[float | None, float | None]:
     return target, gap
 
 
+# The most trials a budget may count, and workers a study may run: far beyond any real study,
+# and small enough for every storage's integer columns and for arithmetic on them.
+MAX_TRIALS = 10**9
+MAX_WORKERS = 10**4
+
+
 def _budget(p: _Parser, raw: Any) -> tuple[int, int]:
     """Trials and workers."""
     budget = p.mapping(raw, "budget", ("trials", "workers"))
-    return (p.integer(budget.get("trials", 20), "budget.trials", minimum=1),
-            p.integer(budget.get("workers", 1), "budget.workers", minimum=1))
+    return (p.integer(budget.get("trials", 20), "budget.trials", minimum=1, maximum=MAX_TRIALS),
+            p.integer(budget.get("workers", 1), "budget.workers", minimum=1,
+                      maximum=MAX_WORKERS))
 
 
 def _config_and_space(p: _Parser, entry: TrainerEntry, raw_config: Any, raw_space: Any
@@ -240,8 +373,31 @@ def _config_and_space(p: _Parser, entry: TrainerEntry, raw_config: Any, raw_spac
                   for pname, pval in p.mapping(raw_space, "space", None).items())
     if not space:
         p.fail("space", "the search space is empty; give at least one parameter")
+    _check_space_types(p, entry, space)
     _check_config(p, entry, "config", config, space)
     return config, space
+
+
+def _check_space_types(p: _Parser, entry: TrainerEntry, space: tuple[ParamSpec, ...]) -> None:
+    """Each parameter searches values of its field's type: every categorical choice fits it
+    (``batch_size: [32, 'big', null]`` names 'big'), a float range is not searched for an int
+    field, nor a number for a text or true/false field."""
+    types = field_types(entry.config_cls)
+    for param in space:
+        field = types[param.name]
+        where = f"space.{param.name}"
+        if param.type == "categorical":
+            for choice in param.choices:
+                if not field.fits(choice):
+                    p.fail(f"{where}.choices", f"{choice!r} is not {field.describe()}, which "
+                                               f"{param.name} takes; list only such values, "
+                                               f"e.g. {field.example()}")
+        elif param.type in ("float", "int") and field.kind not in ("float", "int", "any"):
+            p.fail(f"{where}.type", f"{param.name} takes {field.describe()}, not a number "
+                                    "from a range; search it as type: categorical")
+        elif param.type == "float" and field.kind == "int":
+            p.fail(f"{where}.type", f"{param.name} takes {field.describe()}; search it as "
+                                    "type: int")
 
 
 def _sampler_and_pruner(p: _Parser, raw_sampler: Any, raw_pruner: Any
@@ -258,6 +414,17 @@ def _sampler_and_pruner(p: _Parser, raw_sampler: Any, raw_pruner: Any
     except SpecError as exc:
         raise SpecError(f"{p.source}: {exc}") from None
     return sampler, pruner
+
+
+def _rehearse(p: _Parser, sampler: ComponentSpec, pruner: ComponentSpec,
+              space: tuple[ParamSpec, ...], directions: tuple[str, ...]) -> None:
+    """Both run on a few in-memory trials: an option Optuna checks only then fails here."""
+    from search.study.samplers import rehearse
+
+    try:
+        rehearse(sampler, pruner, space, directions)
+    except SpecError as exc:
+        raise SpecError(f"{p.source}: {exc}") from None
 
 
 def _check_multi_objective(p: _Parser, metrics: tuple[str, ...], pruner: ComponentSpec,
@@ -317,11 +484,15 @@ def _fault_tolerance(p: _Parser, raw: Any) -> FaultTolerance:
         p.fail("fault_tolerance.grace_period_s", f"{grace} s must exceed the heartbeat interval "
                                                  f"({interval} s), or live trials look dead")
     directory, store = ft.get("checkpoint_dir"), ft.get("artifact_store")
+    if directory is not None:
+        _not_a_file(p, p.string(directory, "fault_tolerance.checkpoint_dir"),
+                    "fault_tolerance.checkpoint_dir")
+    if store is not None and "://" not in p.string(store, "fault_tolerance.artifact_store"):
+        _not_a_file(p, store, "fault_tolerance.artifact_store")
+    elif store is not None and store.startswith("file://"):
+        _not_a_file(p, store.removeprefix("file://"), "fault_tolerance.artifact_store")
     return FaultTolerance(
-        checkpoint_dir=None if directory is None else p.string(directory,
-                                                               "fault_tolerance.checkpoint_dir"),
-        artifact_store=None if store is None else p.string(store,
-                                                           "fault_tolerance.artifact_store"),
+        checkpoint_dir=directory, artifact_store=store,
         heartbeat_interval_s=interval, grace_period_s=grace,
         max_retries=p.integer(ft.get("max_retries", defaults.max_retries),
                               "fault_tolerance.max_retries", minimum=0),
@@ -332,6 +503,13 @@ def _fault_tolerance(p: _Parser, raw: Any) -> FaultTolerance:
         stall_first_epoch_s=_positive(p, ft.get("stall_first_epoch_s",
                                                 defaults.stall_first_epoch_s),
                                       "fault_tolerance.stall_first_epoch_s"))
+
+
+def _not_a_file(p: _Parser, directory: str, where: str) -> None:
+    path = Path(directory).expanduser()
+    if path.exists() and not path.is_dir():
+        p.fail(where, f"{directory!r} is a file, not a directory; name a directory every "
+                      "worker sees (it is created when missing)")
 
 
 def _non_negative(p: _Parser, value: Any, where: str) -> float:
@@ -419,11 +597,14 @@ class _Parser:
             self.fail(where, f"expected a finite number, got {value!r}")
         return float(value)
 
-    def integer(self, value: Any, where: str, *, minimum: int) -> int:
+    def integer(self, value: Any, where: str, *, minimum: int,
+                maximum: int | None = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(where, f"expected an integer, got {value!r}")
         if value < minimum:
             self.fail(where, f"{value} is below the minimum {minimum}")
+        if maximum is not None and value > maximum:
+            self.fail(where, f"{value} is above the maximum {maximum}")
         return int(value)
 
 
@@ -434,11 +615,30 @@ def _check_config(p: _Parser, entry: TrainerEntry, where: str, config: Mapping[s
     if unknown:
         p.fail(f"{where}.{unknown[0]}", f"unknown {entry.name} config key; valid keys: "
                                         f"{sorted(entry.field_names())}")
+    types = field_types(entry.config_cls)
+    for key, value in config.items():
+        if not types[key].fits(value):
+            p.fail(f"{where}.{key}", f"{value!r} is not {types[key].describe()}, which {key} "
+                                     f"takes; e.g. {key}: {types[key].example()}")
+    representative = representative_params(space)
     try:
         epochs = int(config.get("epochs", entry.build_config().epochs))
-        entry.build_config(config, to_config_changes(space, representative_params(space), epochs))
+        entry.build_config(config, to_config_changes(space, representative, epochs))
     except (SpecError, TypeError, ValueError) as exc:
         p.fail(where, str(exc))
+    for param in space:
+        problem = milestones_fit(param.count, epochs) if param.type == "milestones" else None
+        if problem is not None:
+            p.fail(f"space.{param.name}.count" if where == "config" else where, problem)
+    if where != "config":
+        return  # a baseline sets every parameter itself
+    for param in space:  # every choice must make a valid config, not only the first
+        for choice in param.choices[1:]:
+            try:
+                entry.build_config(config, to_config_changes(
+                    space, {**representative, param.name: choice}, epochs))
+            except (SpecError, TypeError, ValueError) as exc:
+                p.fail(f"space.{param.name}.choices", f"{choice!r}: {exc}")
 
 
 def _param(p: _Parser, name: str, raw: Any, fields: set[str]) -> ParamSpec:

@@ -17,8 +17,11 @@ from search.trial.objective import Objective
 
 def test_milestone_fractions_become_sorted_distinct_epochs() -> None:
     assert milestone_epochs([0.8, 0.3, 0.6], 200) == (60, 120, 160)
-    assert milestone_epochs([0.5, 0.51], 4) == (2,)  # duplicates merge
+    assert milestone_epochs([0.5, 0.51], 4) == (2, 3)  # close fractions stay distinct
+    assert milestone_epochs([0.51, 0.53], 8) == (4, 5)
+    assert milestone_epochs([0.9, 0.95, 0.96], 8) == (5, 6, 7)  # all before the last epoch
     assert milestone_epochs([0.01], 10) == (1,)
+    assert milestone_epochs([0.5, 0.6, 0.7], 3) == (2,)  # no room: duplicates merge
 
 
 def test_suggestions_cover_the_space_and_resolve_to_a_trainer_config(

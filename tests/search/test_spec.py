@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,64 @@ def test_epochs_override_rescales_the_whole_study() -> None:
     assert round1.config["epochs"] == 20 and round1.config["patience"] == 3
     # milestones keep their fractions: 60/200 of round 1's budget
     assert baseline_to_optuna_params(spec, round1)["milestones_1"] == pytest.approx(0.3)
-    assert spec.pruner.options["min_resource"] == 1
+    # 10 * 25/250 = 1, raised to the floor max(2, ceil(10% of 25)) = 3
+    assert spec.pruner.options["min_resource"] == 3
+
+
+def test_epochs_8_on_round2_keeps_early_stopping_and_pruning_meaningful() -> None:
+    """Issue 13: --epochs 8 once gave patience 1 and min_resource 1, and milestones 0.51 and
+    0.53 of 8 epochs collapsed into one."""
+    from search.study.space import to_config_changes
+    from search.study.study_spec import apply_overrides
+
+    done = apply_overrides(load_spec(ROOT / "examples" / "round2.yaml"), epochs=8)
+    spec = done.spec
+    assert spec.config["epochs"] == 8 and spec.config["patience"] == 3
+    assert spec.pruner.options["min_resource"] == 2  # max(2, ceil(0.8))
+    for baseline in spec.baselines:
+        assert spec.baseline_epochs(baseline) <= 8
+        assert {**spec.config, **baseline.config}["patience"] >= 3
+    assert done.rescaled == (
+        "rescaled to 8 epochs: patience 35 -> 3 (floor 3); hyperband min_resource 10 -> 2 "
+        "(floor 2); baseline round1: epochs 200 -> 6, patience 30 -> 3 (floor 3); searched "
+        "milestones: 3 distinct epochs within 1-7")
+    # Close fractions stay distinct epochs, all before the last epoch.
+    changes = to_config_changes(spec.space, {"milestones": [0.51, 0.53, 0.95]}, 8)
+    assert changes["milestones"] == (4, 5, 7)
+
+
+@pytest.mark.parametrize("epochs", [5, 6, 8, 13, 25, 60, 250, 1000])
+def test_rescaling_never_goes_below_the_floors(epochs: int) -> None:
+    from search.study.space import to_config_changes
+    from search.study.study_spec import PATIENCE_FLOOR, RESOURCE_FLOOR, RESOURCE_FRACTION
+
+    spec = with_overrides(load_spec(ROOT / "examples" / "round2.yaml"), epochs=epochs)
+    assert spec.config["patience"] >= min(PATIENCE_FLOOR, epochs)
+    # the floor, or what round2.yaml asks at full scale (10) when that is less
+    floor = min(epochs, max(RESOURCE_FLOOR, math.ceil(RESOURCE_FRACTION * epochs)), 10)
+    assert spec.pruner.options["min_resource"] >= floor
+    milestones = to_config_changes(spec.space, {"milestones": [0.5, 0.51, 0.52]}, epochs)
+    assert len(set(milestones["milestones"])) == 3
+
+
+def test_rescaling_keeps_what_the_spec_asked_below_the_floor(
+        tiny_spec: dict[str, Any]) -> None:
+    """A spec that prunes from step 0 at full scale keeps doing so; a patience it set below the
+    floor is not raised either."""
+    tiny_spec["config"]["patience"] = 2
+    spec = with_overrides(parse_spec(tiny_spec), epochs=8)
+    assert spec.pruner.options["n_warmup_steps"] == 0
+    assert spec.config["patience"] == 4  # 2 x 8/4: scaled up, as asked
+
+
+def test_epochs_too_few_for_the_milestones_name_the_count(tiny_spec: dict[str, Any]) -> None:
+    with pytest.raises(SpecError, match=r"--epochs 2: space\.milestones: 2 distinct milestones "
+                                        r"do not fit a 2-epoch budget"):
+        with_overrides(parse_spec(tiny_spec), epochs=2)
+    # round 1's baseline runs 200 of round 2's 250 epochs: 3 of 4
+    with pytest.raises(SpecError, match=r"--epochs 4: baseline round1 would run 3 epochs: "
+                                        r"space\.milestones: 3 distinct milestones"):
+        with_overrides(load_spec(ROOT / "examples" / "round2.yaml"), epochs=4)
 
 
 def _write(tmp_path: Path, text: str) -> Path:
