@@ -11,10 +11,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from storage.errors import StorageError
 from storage.handle import StorageHandle
 from storage.races import retry_schema_race
 
-__all__ = ["VERSION_TABLE", "current_revision", "head_revision", "upgrade"]
+__all__ = ["VERSION_TABLE", "check_known", "current_revision", "head_revision", "upgrade"]
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,23 @@ def current_revision(storage: StorageHandle) -> str | None:
         return ctx.get_current_revision()
 
 
+def check_known(revision: str | None) -> None:
+    """Refuse a database whose hpsearch schema is at a revision this code does not know: a
+    newer hpsearch migrated it, and this one would misread or damage its tables."""
+    if revision is None:
+        return
+    scripts = ScriptDirectory.from_config(_config())
+    known = {script.revision for script in scripts.walk_revisions()}
+    if revision not in known:
+        raise StorageError(f"the database's hpsearch schema is at revision {revision}, newer "
+                           f"than this hpsearch (head {head_revision()}); upgrade hpsearch")
+
+
 def upgrade(storage: StorageHandle, revision: str = "head") -> tuple[str | None, str]:
-    """Upgrade to ``revision``; return (revision before, revision after)."""
+    """Upgrade to ``revision``; return (revision before, revision after). A database at a
+    revision this code does not know (a newer hpsearch's) is refused before anything runs."""
     before = current_revision(storage)
+    check_known(before)
 
     def run() -> None:
         with storage.engine.begin() as conn:

@@ -57,6 +57,13 @@ def parse_url(url: str) -> URL:
         raise StorageError(f"storage URL {url!r} is not a database URL; use e.g. "
                            "sqlite:///hpsearch.db or postgresql+psycopg2://user@host:5432/db"
                            ) from None
+    except ValueError:  # SQLAlchemy reads the port with int(): "host:abc"
+        raise StorageError(f"storage URL {_hide_password(url)!r} has a port that is not a "
+                           "number; write it as HOST:PORT with PORT 1-65535, e.g. "
+                           "postgresql+psycopg2://user@host:5432/db") from None
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise StorageError(f"storage URL {redact(url)!r} has port {parsed.port}; a port is "
+                           "1-65535, e.g. postgresql+psycopg2://user@host:5432/db")
     if parsed.get_backend_name() not in _SUPPORTED:
         raise StorageError(f"storage URL {redact(url)!r} names backend "
                            f"{parsed.get_backend_name()!r}; supported: {list(_SUPPORTED)}")
@@ -67,8 +74,17 @@ def redact(url: str) -> str:
     """The URL with any password hidden, for messages and logs."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # not a URL SQLAlchemy reads (a port like "abc")
+        return _hide_password(url)
+
+
+def _hide_password(url: str) -> str:
+    """``url`` with any password hidden, for a URL SQLAlchemy cannot parse."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not (sep and at and ":" in userinfo):
         return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from search.cli.common import storage_parent
+from search.cli.common import check_output_dir, check_port, storage_parent
 
 __all__ = ["add_commands"]
 
@@ -33,6 +33,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     from search.report.dashboard import serve
     from storage import open_storage
 
+    check_port("--port", args.port)
     serve(open_storage(args.storage), host=args.host, port=args.port,
           emit=lambda line: print(line, flush=True))
     return 0
@@ -44,6 +45,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from search.study.stored import load_study, read_spec_or_none
     from storage import open_storage
 
+    check_output_dir("--out", args.out)
     storage = open_storage(args.storage)
     study = load_study(storage, args.study)
     spec = read_spec_or_none(study)

@@ -4,16 +4,17 @@ looking at them."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from typing import Any
 
 from search.cli.common import (
     line_printers,
-    parse_overrides,
     print_pareto,
     storage_parent,
 )
+from search.cli.launch_checks import check_local_workers, launch_spec
 from search.errors import SpecError
 
 __all__ = ["add_commands"]
@@ -113,10 +114,12 @@ def _executor(args: argparse.Namespace, workers: int) -> Any:
     if args.address or args.gpus_per_trial:
         raise SpecError("--address and --gpus-per-trial need --executor ray")
     if args.threads_per_worker is None:
+        check_local_workers(args, workers)
         return None
     if args.threads_per_worker < 1:
         raise SpecError(f"--threads-per-worker {args.threads_per_worker} must be at "
                         "least 1, e.g. --threads-per-worker 1")
+    check_local_workers(args, workers)
     from search.run.local_executor import LocalExecutor
 
     return LocalExecutor(workers, threads_per_worker=args.threads_per_worker)
@@ -124,16 +127,14 @@ def _executor(args: argparse.Namespace, workers: int) -> Any:
 
 def _cmd_launch(args: argparse.Namespace) -> int:
     from search.run.launch import launch
-    from search.study.study_spec import load_spec, with_overrides
     from storage import open_storage
 
-    spec = with_overrides(
-        load_spec(args.spec), name=args.study_name, trials=args.trials, workers=args.workers,
-        epochs=args.epochs, config=parse_overrides(args.overrides),
-        checkpoint_dir=args.checkpoint_dir, artifact_store=args.artifact_store)
+    spec, rescaled = launch_spec(args)  # every flag checked; nothing written yet
     executor = _executor(args, spec.workers)
     storage = open_storage(args.storage)
     emit, progress = line_printers()
+    if rescaled is not None:
+        emit(rescaled)  # "rescaled to 8 epochs: patience 35 -> 3 (floor 3); ..."
     result = launch(spec, storage, emit=emit, progress=progress, progress_every_s=1.0
                     if sys.stdout.isatty() else 15.0, warm_start=args.warm_start,
                     promote=not args.no_promote, extra_seeds=args.extra_seeds,
@@ -238,6 +239,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from search.study.stored import load_study, read_spec_or_none
     from storage import open_storage
 
+    if args.watch is not None and not (math.isfinite(args.watch) and args.watch > 0):
+        raise SpecError(f"--watch {args.watch} is not a positive number of seconds; e.g. "
+                        "--watch 10")
     storage = open_storage(args.storage)
     study = load_study(storage, args.study)
     spec = read_spec_or_none(study)  # a study not launched by hpsearch has none

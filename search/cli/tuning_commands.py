@@ -9,7 +9,9 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from search.cli.common import parse_overrides, storage_parent
+from search.cli.common import check_output_dir, parse_overrides, storage_parent
+from search.cli.launch_checks import MAX_EXTRA_SEEDS
+from search.errors import SpecError
 
 __all__ = ["add_commands", "print_promotion"]
 
@@ -106,7 +108,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ("model", args.model), ("optimizer", args.optimizer), ("dataset", args.dataset),
         ("lr", args.lr), ("batch_size", args.batch_size), ("epochs", args.epochs))
         if v is not None}
-    explicit.update(parse_overrides(args.overrides))
+    explicit.update(parse_overrides(args.overrides, _overridden_config_cls(args)))
     if args.config:
         entry, base, label = _config_source(args.config, args)
         resolution = resolve_config(entry, explicit=explicit, tuned=base, tuned_label=label,
@@ -201,6 +203,9 @@ def _cmd_defaults_promote(args: argparse.Namespace) -> int:
     from search.tuning.promote import promote_best_trial
     from storage import open_storage
 
+    if not 0 <= args.extra_seeds <= MAX_EXTRA_SEEDS:
+        raise SpecError(f"--extra-seeds {args.extra_seeds} is out of range; give 0 to "
+                        f"{MAX_EXTRA_SEEDS}, e.g. --extra-seeds 2")
     storage = open_storage(args.storage)
     study = load_study(storage, args.study)
     spec = read_spec(study, where=storage.redacted)
@@ -281,6 +286,25 @@ def _cmd_registry_export(args: argparse.Namespace) -> int:
     from search.tuning.registry_files import write_version_file
     from storage import registry
 
-    path = write_version_file(registry.resolve(_engine(args), args.ref), args.out, args.format)
+    check_output_dir("--out", args.out)
+    version = registry.resolve(_engine(args), args.ref)
+    try:
+        path = write_version_file(version, args.out, args.format)
+    except OSError as exc:
+        raise SpecError(f"--out {args.out}: cannot write there ({exc.strerror}); name a "
+                        "directory you can write") from None
     print(f"wrote {path}")
     return 0
+
+
+def _overridden_config_cls(args: argparse.Namespace) -> type | None:
+    """The config class ``--set`` values are typed by: the trainer of ``--trainer``, or of an
+    exported ``--config`` file; None for a registry reference (read later, from the database),
+    whose ``--set`` values are read as YAML."""
+    from search.study.trainers import get_trainer
+    from search.tuning.registry_files import load_config_file
+
+    if not args.overrides or (args.config and args.config.startswith("registry:")):
+        return None
+    trainer = load_config_file(args.config)[0] if args.config else args.trainer
+    return get_trainer(trainer).config_cls

@@ -14,6 +14,8 @@ from optuna.trial import TrialState
 from search.cli.main import main
 from search.run.launch import _fail_trials_of
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def _spec_file(tmp_path: Path, spec: dict[str, Any]) -> str:
     path = tmp_path / "spec.yaml"
@@ -99,25 +101,84 @@ def test_status_of_unknown_study_lists_what_exists(sqlite_url: str,
 
 
 def test_a_trial_that_keeps_failing_stops_the_worker_with_the_reason(
+        tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = {"name": "failing", "trainer": "tests.search.failing_trainer",
+            "budget": {"trials": 4, "workers": 1},
+            "space": {"lr": {"type": "float", "low": 0.001, "high": 1.0, "log": True}}}
+    _fails_with(capsys, ["launch", _spec_file(tmp_path, spec), "--storage", sqlite_url,
+                         "--no-promote"],
+                "3 trials in a row failed", "kernel_xyz failed")
+    trials = optuna.load_study(study_name="failing", storage=sqlite_url).trials
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3
+    assert all("kernel_xyz failed" in t.user_attrs["fail_reason"] for t in trials)
+
+
+def test_a_report_metric_the_trainer_never_reports_is_refused_before_any_trial(
         tmp_path: Path, tiny_spec: dict[str, Any], sqlite_url: str,
         capsys: pytest.CaptureFixture[str]) -> None:
     tiny_spec["objective"]["report"] = "val_accuracy"  # the trainer reports val_acc
-    tiny_spec["budget"] = {"trials": 4, "workers": 1}
     _fails_with(capsys, ["launch", _spec_file(tmp_path, tiny_spec), "--storage", sqlite_url],
-                "3 trials in a row failed", "'val_accuracy'")
-    trials = optuna.load_study(study_name=tiny_spec["name"], storage=sqlite_url).trials
-    assert [t.state for t in trials] == [TrialState.FAIL] * 3
-    assert all("val_accuracy" in t.user_attrs["fail_reason"] for t in trials)
+                "objective.report: trainer 'cifar' never reports 'val_accuracy'", "'val_acc'")
+    assert not (tmp_path / "study.db").exists()
+
+
+def test_set_values_take_the_type_of_their_field(tiny_spec: dict[str, Any]) -> None:
+    """Issue 13: YAML read amp=off as False and 5e-4 as a string."""
+    from search.cli.common import parse_overrides
+    from search.study.study_spec import parse_spec, with_overrides
+    from trainers.cifar import Config
+
+    values = parse_overrides(["amp=off", "weight_decay=5e-4", "milestones=[3,6]",
+                              "augment=off", "train_limit=none", "dataset=a b.tar"], Config)
+    assert values == {"amp": "off", "weight_decay": 5e-4, "milestones": (3, 6),
+                      "augment": False, "train_limit": None, "dataset": "a b.tar"}
+    tiny_spec["config"].update(epochs=8, milestones=[2, 4])
+    tiny_spec["space"].pop("milestones")
+    tiny_spec["baselines"] = []
+    spec = with_overrides(parse_spec(tiny_spec), config=values)
+    assert spec.config["amp"] == "off" and spec.config["milestones"] == [3, 6]
+
+
+def test_a_set_value_of_the_wrong_type_names_the_field_and_the_type(
+        tmp_path: Path, tiny_spec: dict[str, Any], sqlite_url: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _spec_file(tmp_path, tiny_spec)
+    _fails_with(capsys, ["launch", spec, "--storage", sqlite_url, "--set", "width=wide"],
+                "--set width=wide: width takes a number (float); e.g. --set width=")
+    _fails_with(capsys, ["launch", spec, "--storage", sqlite_url, "--set", "batch_size=9.5"],
+                "batch_size takes a whole number (int)")
+    _fails_with(capsys, ["launch", spec, "--storage", sqlite_url, "--set", "milestones=[a]"],
+                "milestones takes a list of whole numbers (int)")
+    _fails_with(capsys, ["train", "--dry-run", "--storage", sqlite_url, "--set", "lr=fast"],
+                "--set lr=fast: lr takes a number (float)")
+    assert not (tmp_path / "study.db").exists()
+
+
+def test_launch_says_what_epochs_rescaled(tmp_path: Path, sqlite_url: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The line is printed before the study exists; a bad --set after it stops the launch
+    before anything is written, so the line can be checked without training."""
+    assert main(["launch", str(ROOT / "examples" / "round2.yaml"), "--storage", sqlite_url,
+                 "--epochs", "8", "--set", f"dataset={tmp_path}/missing.tar.gz"]) == 2
+    captured = capsys.readouterr()
+    assert "missing.tar.gz' does not exist" in captured.err
+    assert captured.out.splitlines()[0].startswith(
+        "rescaled to 8 epochs: patience 35 -> 3 (floor 3); hyperband min_resource 10 -> 2 "
+        "(floor 2); baseline round1: epochs 200 -> 6, patience 30 -> 3 (floor 3)")
+    assert not (tmp_path / "study.db").exists()
 
 
 def test_status_and_db_commands(tmp_path: Path, sqlite_url: str,
                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from storage import head_revision
+
+    head = head_revision()
     assert main(["db", "upgrade", "--storage", sqlite_url]) == 0
-    assert "upgraded from empty to 0002" in capsys.readouterr().out
+    assert f"upgraded from empty to {head}" in capsys.readouterr().out
     assert main(["db", "upgrade", "--storage", sqlite_url]) == 0
-    assert "already at revision 0002" in capsys.readouterr().out
+    assert f"already at revision {head}" in capsys.readouterr().out
     assert main(["db", "current", "--storage", sqlite_url]) == 0
-    assert "revision 0002 (head 0002)" in capsys.readouterr().out
+    assert f"revision {head} (head {head})" in capsys.readouterr().out
     study = optuna.create_study(study_name="s", storage=sqlite_url, direction="maximize")
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
     assert main(["status", "s", "--storage", sqlite_url]) == 0

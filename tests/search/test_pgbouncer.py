@@ -109,7 +109,8 @@ def test_three_workers_through_a_two_connection_pool_run_exactly_the_budget(
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     launcher = subprocess.Popen([str(BIN / "hpsearch"), "launch", str(path), "--storage",
-                                 pgbouncer_url, "--no-promote"], stdout=subprocess.PIPE,
+                                 pgbouncer_url, "--no-promote", "--threads-per-worker", "1"],
+                                stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, start_new_session=True,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
