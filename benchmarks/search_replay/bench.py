@@ -1,0 +1,264 @@
+"""The side-by-side replay: every strategy, many repetitions, one table of figures.
+
+Run through ``benchmarks/search_efficiency.py`` (see its ``--help``). Each (strategy,
+repetition) is one simulated study of ``--workers`` asynchronous workers that spends
+``--horizon`` full runs of compute; repetitions run in ``--jobs`` processes. The figures are
+printed, and written to ``--out`` as ``results.md``, ``results.json`` and ``regret.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.search_replay.grid_space import GridSpace
+from benchmarks.search_replay.metrics import StrategySummary, regret_curve, summarize
+from benchmarks.search_replay.peers import peers_available, replay_peer
+from benchmarks.search_replay.plot import plot_regret
+from benchmarks.search_replay.simulator import replay_strategy
+from benchmarks.search_replay.strategies import (
+    PeerStrategy,
+    Strategy,
+    candidate_strategies,
+    standard_strategies,
+)
+from benchmarks.search_replay.synthetic import synthetic_table
+from benchmarks.search_replay.trace import Trace
+from benchmarks.search_table.table import Table, load_table
+
+__all__ = ["main"]
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_TABLE = HERE.parent / "search_table" / "cifar10_w0125_e10.json.gz"
+DEFAULT_OUT = HERE / "results"
+RANDOM = "random"
+DEFAULT = "hpsearch-default"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="search_efficiency.py",
+        description="Replay search strategies against recorded learning curves and compare "
+                    "the compute each needs to find a good configuration.")
+    p.add_argument("--table", type=Path, default=DEFAULT_TABLE,
+                   help="packed search table (default: %(default)s)")
+    p.add_argument("--synthetic", action="store_true",
+                   help="use a small made-up table instead (a smoke run)")
+    p.add_argument("--reps", type=int, default=30, help="repetitions per strategy")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help="folder for results.md, results.json and regret.png")
+    p.add_argument("--workers", type=int, default=4, help="simulated asynchronous workers")
+    p.add_argument("--budget", type=float, default=20.0,
+                   help="the fixed budget for the regret column, in full runs")
+    p.add_argument("--horizon", type=float, default=40.0,
+                   help="compute each simulated study spends, in full runs")
+    p.add_argument("--tolerance", type=float, default=0.5,
+                   help="'within' this many points of the table's best holdout accuracy")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="processes running repetitions (default: all cores)")
+    p.add_argument("--only", default="",
+                   help="comma-separated strategy names to run (random is always run)")
+    p.add_argument("--candidates", action="store_true",
+                   help="also run the settings tried when choosing hpsearch's default")
+    return p
+
+
+# One table per process: loaded once, by the pool's initializer.
+_GRID: GridSpace | None = None
+
+
+def _load(table_path: str | None) -> Table:
+    return synthetic_table() if table_path is None else load_table(table_path)
+
+
+def _init_process(table_path: str | None) -> None:
+    global _GRID
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("syne_tune").setLevel(logging.ERROR)
+    _GRID = GridSpace(_load(table_path))
+
+
+@dataclass(frozen=True)
+class _Task:
+    strategy: Strategy
+    repetition: int
+    workers: int
+    horizon_runs: float
+
+
+def _run(task: _Task) -> Trace:
+    assert _GRID is not None
+    horizon = task.horizon_runs * _GRID.full_run_cpu_seconds
+    if isinstance(task.strategy, PeerStrategy):
+        return replay_peer(_GRID, task.strategy, repetition=task.repetition,
+                           workers=task.workers, horizon_cpu_seconds=horizon)
+    return replay_strategy(_GRID, task.strategy, repetition=task.repetition,
+                           workers=task.workers, horizon_cpu_seconds=horizon)
+
+
+def _run_all(tasks: Sequence[_Task], table_path: str | None, jobs: int) -> list[Trace]:
+    if jobs <= 1:
+        _init_process(table_path)
+        return [_run(t) for t in tasks]
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                             initializer=_init_process, initargs=(table_path,)) as pool:
+        return list(pool.map(_run, tasks, chunksize=1))
+
+
+def _strategies(args: argparse.Namespace) -> tuple[list[Strategy], list[str]]:
+    """The strategies to run, and a note for each one left out."""
+    chosen: list[Strategy] = list(standard_strategies())
+    if args.candidates:
+        chosen += candidate_strategies()
+    if args.only:
+        wanted = {n.strip() for n in args.only.split(",")} | {RANDOM}
+        chosen = [s for s in chosen if s.name in wanted]
+    notes = []
+    if not peers_available() and any(isinstance(s, PeerStrategy) for s in chosen):
+        notes.append("peers skipped: Syne Tune is not installed (pip install -e '.[bench]')")
+        chosen = [s for s in chosen if not isinstance(s, PeerStrategy)]
+    return chosen, notes
+
+
+def _fmt_runs(x: float) -> str:
+    return "never" if math.isinf(x) else f"{x:.1f}"
+
+
+def _ratio(a: float, b: float) -> str:
+    if math.isinf(a) or math.isinf(b) or b == 0:
+        return "n/a"
+    return f"{a / b:.2f}x"
+
+
+def _table_lines(summaries: Sequence[StrategySummary], described: dict[str, str],
+                 budget: float, tolerance: float) -> list[str]:
+    rnd = next(s for s in summaries if s.name == RANDOM)
+    head = (f"| strategy | runs to within {tolerance:g} pt: median [IQR] | reached | "
+            f"vs random | regret at {budget:g} runs (pt): median [IQR] | mean | trials | "
+            "completed | settings |")
+    lines = [head, "|" + " --- |" * 9]
+    for s in summaries:
+        lo, hi = s.iqr_to_target
+        rlo, rhi = s.iqr_regret
+        lines.append(
+            f"| {s.name} | {_fmt_runs(s.median_to_target)} [{_fmt_runs(lo)}, "
+            f"{_fmt_runs(hi)}] | {s.reached}/{s.repetitions} | "
+            f"{_ratio(s.median_to_target, rnd.median_to_target)} | {s.median_regret:.2f} "
+            f"[{rlo:.2f}, {rhi:.2f}] | {s.mean_regret:.2f} | {s.trials:.0f} | "
+            f"{s.completed:.0f} | {described[s.name]} |")
+    return lines
+
+
+def _final_line(summaries: Sequence[StrategySummary], peers: set[str]) -> str:
+    by = {s.name: s for s in summaries}
+    default, rnd = by[DEFAULT].median_to_target, by[RANDOM].median_to_target
+    peer = [by[n] for n in by if n in peers]
+    if peer:
+        best = min(peer, key=lambda s: (s.median_to_target, s.median_regret))
+        p, name = _ratio(default, best.median_to_target), best.name
+    else:
+        p, name = "n/a", "none run"
+    return (f"default: {_ratio(default, rnd).rstrip('x')}x the compute of random search to "
+            f"within 0.5 points; {p.rstrip('x')}x the best peer ({name})")
+
+
+def _describe_table(table: Table, source: str, grid: GridSpace) -> list[str]:
+    rec = table.header.recording
+    best, worth = grid.best
+    complete = "complete" if rec.get("complete") else "PARTIAL"
+    return [
+        f"table: {source} ({complete}: {len(table.runs)} runs of {rec.get('expected_runs')}, "
+        f"{len(table.configs)} configurations)",
+        f"best configuration: {best.label()}, holdout accuracy {100 * worth:.2f}% "
+        f"(mean over its {len(table.seeds(best))} seed(s))",
+        f"one full run: {grid.full_run_cpu_seconds:.1f} CPU seconds "
+        f"({table.header.grid.epochs} epochs, mean over the table)",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    started = time.perf_counter()
+    table_path = None if args.synthetic else str(args.table)
+    if table_path is not None and not Path(table_path).exists():
+        print(f"no table at {table_path}; pack one with python -m benchmarks.search_table.pack "
+              "(or --allow-incomplete while it records), or pass --table or --synthetic")
+        return 2
+    table = _load(table_path)
+    grid = GridSpace(table)
+    strategies, notes = _strategies(args)
+    described = {s.name: s.describe(table) for s in strategies}
+    tasks = [_Task(s, rep, args.workers, args.horizon)
+             for s in sorted(strategies, key=lambda s: not isinstance(s, PeerStrategy))
+             for rep in range(args.reps)]
+    traces = _run_all(tasks, table_path, args.jobs)
+    by_name: dict[str, list[Trace]] = {}
+    for t in traces:
+        by_name.setdefault(t.strategy, []).append(t)
+    summaries = [summarize(s.name, by_name[s.name], grid, budget_runs=args.budget,
+                           tolerance=args.tolerance / 100.0) for s in strategies]
+    wall = time.perf_counter() - started
+
+    lines = _describe_table(table, "synthetic" if table_path is None else table_path, grid)
+    lines.append(f"{args.reps} repetitions x {len(strategies)} strategies, {args.workers} "
+                 f"asynchronous workers, each study spends {args.horizon:g} full runs; "
+                 f"{wall:.0f} s wall on {args.jobs} process(es)")
+    lines += notes
+    off = sum(s.off_grid for s in summaries)
+    if off:
+        lines.append(f"{off} suggestions fell on grid points the table lacks and were "
+                     "answered by the nearest recorded configuration")
+    lines.append("")
+    lines += _table_lines(summaries, described, args.budget, args.tolerance)
+    lines.append("")
+    peers = {s.name for s in strategies if isinstance(s, PeerStrategy)}
+    final = _final_line(summaries, peers)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text("\n".join([*lines, final]) + "\n")
+    (args.out / "results.json").write_text(json.dumps(_json(summaries, described, args, wall,
+                                                            grid), indent=1) + "\n")
+    step = max(args.horizon / 160, 0.05)
+    xs = [i * step for i in range(int(args.horizon / step) + 1)]
+    plot_regret({s.name: regret_curve(by_name[s.name], grid, xs) for s in strategies}, xs,
+                args.out / "regret.png", budget_runs=args.budget,
+                xlabel=f"compute (full {table.header.grid.epochs}-epoch runs of CPU time, "
+                       "all workers)",
+                title=f"{lines[0]}\n{args.reps} repetitions, {args.workers} workers: median "
+                      "and interquartile range")
+    lines.append(f"wrote {args.out / 'results.md'}, results.json and regret.png")
+    print("\n".join(lines))
+    print(final)
+    return 0
+
+
+def _json(summaries: Sequence[StrategySummary], described: dict[str, str],
+          args: argparse.Namespace, wall: float, grid: GridSpace) -> dict[str, Any]:
+    def num(x: float) -> float | None:
+        return None if math.isinf(x) else round(x, 4)
+
+    return {
+        "settings": {"reps": args.reps, "workers": args.workers, "budget_runs": args.budget,
+                     "horizon_runs": args.horizon, "tolerance_points": args.tolerance,
+                     "jobs": args.jobs, "wall_seconds": round(wall, 1)},
+        "table": {"runs": len(grid.table.runs), "configs": len(grid.table.configs),
+                  "best": grid.best[0].as_dict(), "best_holdout": grid.best[1],
+                  "full_run_cpu_seconds": grid.full_run_cpu_seconds,
+                  "recording": dict(grid.table.header.recording)},
+        "strategies": [{"name": s.name, "settings": described[s.name],
+                        "runs_to_target": [num(x) for x in s.to_target],
+                        "regret_at_budget": [round(x, 4) for x in s.regret_at_budget],
+                        "trials": s.trials, "completed": s.completed}
+                       for s in summaries],
+    }

@@ -1,0 +1,96 @@
+"""From many traces to the figures the benchmark prints.
+
+For each strategy over its repetitions: the compute to get within ``tolerance`` (0.5 points) of
+the table's best configuration (median and interquartile range, in units of one full run; a
+repetition that never gets there within the horizon counts as never, so a median can be
+"never"), how many repetitions got there, the regret at a fixed budget (table's best minus the
+worth of what the strategy would return then, in points), and the regret over compute for the
+plot. Before a strategy's first completed trial it has nothing to return and is charged the
+regret of a chance-level answer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from benchmarks.search_replay.grid_space import CHANCE_ACC, GridSpace
+from benchmarks.search_replay.trace import Trace
+
+__all__ = ["StrategySummary", "quantile", "regret_curve", "summarize"]
+
+NEVER = math.inf
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile with linear interpolation; ``inf`` (never) sorts last, and a quantile
+    that touches it is ``inf``."""
+    xs = sorted(values)
+    if not xs:
+        return math.nan
+    pos = q * (len(xs) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    if math.isinf(xs[lo]) or math.isinf(xs[hi]):
+        return NEVER
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+@dataclass(frozen=True)
+class StrategySummary:
+    name: str
+    repetitions: int
+    reached: int  # repetitions that got within the tolerance inside the horizon
+    to_target: tuple[float, ...]  # per repetition, in full runs (inf: never)
+    regret_at_budget: tuple[float, ...]  # per repetition, in points
+    trials: float  # mean number of trials started
+    completed: float  # mean number of trials that trained every epoch
+    off_grid: int  # suggestions answered by a neighbour (a partly recorded table)
+
+    @property
+    def median_to_target(self) -> float:
+        return quantile(self.to_target, 0.5)
+
+    @property
+    def iqr_to_target(self) -> tuple[float, float]:
+        return quantile(self.to_target, 0.25), quantile(self.to_target, 0.75)
+
+    @property
+    def median_regret(self) -> float:
+        return quantile(self.regret_at_budget, 0.5)
+
+    @property
+    def iqr_regret(self) -> tuple[float, float]:
+        return quantile(self.regret_at_budget, 0.25), quantile(self.regret_at_budget, 0.75)
+
+    @property
+    def mean_regret(self) -> float:
+        return sum(self.regret_at_budget) / len(self.regret_at_budget)
+
+
+def summarize(name: str, traces: Sequence[Trace], grid: GridSpace, *, budget_runs: float,
+              tolerance: float = 0.005) -> StrategySummary:
+    unit = grid.full_run_cpu_seconds
+    best = grid.best[1]
+    to_target, regrets = [], []
+    for trace in traces:
+        reach = trace.compute_to_reach(best - tolerance)
+        to_target.append(NEVER if reach is None else reach / unit)
+        worth = trace.worth_at(budget_runs * unit, before_any=CHANCE_ACC)
+        regrets.append(100.0 * (best - worth))
+    n = len(traces)
+    return StrategySummary(
+        name=name, repetitions=n, reached=sum(not math.isinf(x) for x in to_target),
+        to_target=tuple(to_target), regret_at_budget=tuple(regrets),
+        trials=sum(len(t.trials) for t in traces) / n,
+        completed=sum(sum(r.state == "complete" for r in t.trials) for t in traces) / n,
+        off_grid=sum(sum(not r.on_grid for r in t.trials) for t in traces))
+
+
+def regret_curve(traces: Sequence[Trace], grid: GridSpace, xs_runs: Sequence[float]
+                 ) -> list[list[float]]:
+    """Regret in points at each compute in ``xs_runs`` (full runs), one row per trace."""
+    unit = grid.full_run_cpu_seconds
+    best = grid.best[1]
+    return [[100.0 * (best - t.worth_at(x * unit, before_any=CHANCE_ACC)) for x in xs_runs]
+            for t in traces]
