@@ -136,14 +136,8 @@ def _fmt_runs(x: float) -> str:
     return "never" if math.isinf(x) else f"{x:.1f}"
 
 
-def _ratio(a: float, b: float) -> str:
-    if math.isinf(a) or math.isinf(b) or b == 0:
-        return "n/a"
-    return f"{a / b:.2f}x"
-
-
 def _table_lines(summaries: Sequence[StrategySummary], described: dict[str, str],
-                 budget: float, tolerance: float) -> list[str]:
+                 budget: float, tolerance: float, horizon: float) -> list[str]:
     rnd = next(s for s in summaries if s.name == RANDOM)
     head = (f"| strategy | runs to within {tolerance:g} pt: median [IQR] | reached | "
             f"vs random | regret at {budget:g} runs (pt): median [IQR] | mean | trials | "
@@ -155,23 +149,35 @@ def _table_lines(summaries: Sequence[StrategySummary], described: dict[str, str]
         lines.append(
             f"| {s.name} | {_fmt_runs(s.median_to_target)} [{_fmt_runs(lo)}, "
             f"{_fmt_runs(hi)}] | {s.reached}/{s.repetitions} | "
-            f"{_ratio(s.median_to_target, rnd.median_to_target)} | {s.median_regret:.2f} "
+            f"{_times(s.median_to_target, rnd.median_to_target, horizon)}x | {s.median_regret:.2f} "
             f"[{rlo:.2f}, {rhi:.2f}] | {s.mean_regret:.2f} | {s.trials:.0f} | "
             f"{s.completed:.0f} | {described[s.name]} |")
     return lines
 
 
-def _final_line(summaries: Sequence[StrategySummary], peers: set[str]) -> str:
+def _times(a: float, b: float, horizon: float) -> str:
+    """``a / b`` for the final line; a side that never got there within the horizon gives a
+    bound (its compute is more than the horizon), both never gives n/a."""
+    if math.isinf(a) and math.isinf(b):
+        return "n/a"
+    if math.isinf(a):
+        return f">{horizon / b:.2f}"
+    if math.isinf(b):
+        return f"<{a / horizon:.2f}"
+    return f"{a / b:.2f}"
+
+
+def _final_line(summaries: Sequence[StrategySummary], peers: set[str], horizon: float) -> str:
     by = {s.name: s for s in summaries}
     default, rnd = by[DEFAULT].median_to_target, by[RANDOM].median_to_target
     peer = [by[n] for n in by if n in peers]
     if peer:
         best = min(peer, key=lambda s: (s.median_to_target, s.median_regret))
-        p, name = _ratio(default, best.median_to_target), best.name
+        p, name = _times(default, best.median_to_target, horizon), best.name
     else:
         p, name = "n/a", "none run"
-    return (f"default: {_ratio(default, rnd).rstrip('x')}x the compute of random search to "
-            f"within 0.5 points; {p.rstrip('x')}x the best peer ({name})")
+    return (f"default: {_times(default, rnd, horizon)}x the compute of random search to "
+            f"within 0.5 points; {p}x the best peer ({name})")
 
 
 def _describe_table(table: Table, source: str, grid: GridSpace) -> list[str]:
@@ -221,10 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines.append(f"{off} suggestions fell on grid points the table lacks and were "
                      "answered by the nearest recorded configuration")
     lines.append("")
-    lines += _table_lines(summaries, described, args.budget, args.tolerance)
+    lines += _table_lines(summaries, described, args.budget, args.tolerance, args.horizon)
     lines.append("")
     peers = {s.name for s in strategies if isinstance(s, PeerStrategy)}
-    final = _final_line(summaries, peers)
+    final = _final_line(summaries, peers, args.horizon)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text("\n".join([*lines, final]) + "\n")
     (args.out / "results.json").write_text(json.dumps(_json(summaries, described, args, wall,

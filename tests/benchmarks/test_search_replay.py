@@ -224,8 +224,9 @@ def test_the_benchmark_ends_with_its_one_line(tmp_path: Any,
                  "--budget", "5", "--only", "random,hpsearch-default",
                  "--out", str(tmp_path)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert re.fullmatch(r"default: (\d+\.\d+|n/a)x the compute of random search to within "
-                        r"0\.5 points; (\d+\.\d+|n/a)x the best peer \(.+\)", last), last
+    number = r"([<>]?\d+\.\d\d|n/a)"
+    assert re.fullmatch(rf"default: {number}x the compute of random search to within "
+                        rf"0\.5 points; {number}x the best peer \(.+\)", last), last
     assert (tmp_path / "regret.png").stat().st_size > 1000
     assert (tmp_path / "results.json").exists()
 
