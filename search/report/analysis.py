@@ -6,8 +6,17 @@
   train-validation gap against the spec's limit;
 - optimization analysis: whether the LR decayed before validation accuracy peaked, where the
   last milestone fell relative to the stopping epoch, epochs spent at tiny LRs;
+- the top trials, ranked at a common fidelity (search/report/ranking.py: a pruned trial counts
+  at the epoch it reached);
+- what early stopping and pruning made moot: milestones never reached (so gamma and milestones
+  did nothing), a patience so short that trials stopped at their first dip, trials pruned early;
 - the next round: a search space narrowed around the top trials, each range with its reason,
-  as a study spec ``hpsearch launch`` accepts.
+  as a study spec ``hpsearch launch`` accepts. Narrowing needs evidence: a range narrows only
+  around at least ``MIN_TRIALS_TO_NARROW`` ranked trials; a categorical choice is dropped only
+  when ``MIN_LOSERS_TO_DROP`` or more trials tried it and none reached the top (a choice too
+  few trials tried stays); gamma and milestones narrow only around top trials that trained
+  past their first milestone (in the others they did nothing);
+- parameter importances only from ``MIN_COMPLETE_FOR_IMPORTANCE`` completed trials or more.
 
 Accuracies are fractions in the data and percentages in the text, as in the analysis.
 """
@@ -21,8 +30,11 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["Comparison", "RoundAnalysis", "analyse", "compare", "next_round",
-           "optimization_notes", "overfitting_notes"]
+from search.report.ranking import Ranked, rank_trials
+from storage.attrs import CONFIG_ATTR
+
+__all__ = ["Comparison", "RoundAnalysis", "analyse", "compare", "importance_unavailable",
+           "moot_notes", "next_round", "optimization_notes", "overfitting_notes"]
 
 # (label, user attribute, kind): kind "pct" prints accuracies as percentages
 _COMPARED = (
@@ -37,6 +49,12 @@ NEAR_PERFECT_ACC = 0.99
 NEAR_ZERO_LOSS = 0.01
 TINY_LR_FRACTION = 0.01  # an LR below 1% of the starting LR barely moves the weights
 TOP_K = 5
+MIN_TRIALS_TO_NARROW = 3  # fewer ranked trials than this leave a range as searched
+MIN_LOSERS_TO_DROP = 3  # trials at a choice, none in the top, before the choice is dropped
+# fANOVA's ranking from a handful of trials is noise: 4 trials ranked batch size first in a
+# study where it did not matter (issue 13)
+MIN_COMPLETE_FOR_IMPORTANCE = 10
+PATIENCE_FLOOR = 3  # the spec parser's floor for a rescaled patience
 
 
 @dataclass(frozen=True)
@@ -70,6 +88,9 @@ class RoundAnalysis:
     optimization: tuple[str, ...]
     next_spec: dict[str, Any]
     next_reasons: tuple[str, ...]
+    ranking: tuple[Ranked, ...] = ()  # every ranked trial, best first
+    moot: tuple[str, ...] = ()
+    importance_note: str | None = None  # why importances are not shown; None when they are
 
 
 def compare(previous: FrozenTrial, current: FrozenTrial) -> list[Comparison]:
@@ -149,25 +170,38 @@ def optimization_notes(best: FrozenTrial) -> list[str]:
 
 def next_round(spec: Mapping[str, Any], trials: Sequence[FrozenTrial], *,
                top_k: int = TOP_K) -> tuple[dict[str, Any], list[str]]:
-    """A narrowed search space around the ``top_k`` best completed feasible trials."""
+    """A search space narrowed around the ``top_k`` best trials ranked at a common fidelity
+    (completed and pruned, feasible), narrowing only where there is evidence."""
     maximize = spec.get("objective", {}).get("direction", "maximize") == "maximize"
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
-            and all(v <= 0 for v in t.constraints.values())]
-    done.sort(key=lambda t: float(t.value), reverse=maximize)  # type: ignore[arg-type]
-    top = done[:top_k]
-    if not top:
+    ranked = rank_trials(trials, maximize=maximize)
+    finished = [r.trial for r in ranked if r.finished]
+    if not finished:
         raise ValueError("no completed feasible trial to narrow the space around")
+    top = [r.trial for r in ranked[:top_k]]
     space: dict[str, Any] = {}
     reasons: list[str] = []
+    reached = [t for t in top if _reached_first_milestone(t) is not False]
     for name, p in spec["space"].items():
         if p["type"] == "categorical":
-            used = [c for c in p["choices"] if any(t.params.get(name) == c for t in top)]
-            space[name] = {"type": "categorical", "choices": used}
-            reasons.append(f"{name}: {used} are the values the top {len(top)} trials used")
+            choices, why = _keep_choices(name, p["choices"], ranked, len(top))
+            space[name] = {"type": "categorical", "choices": choices}
+            reasons.append(why)
+            continue
+        basis = reached if _decays_only(name, p, spec) else top
+        if len(basis) < MIN_TRIALS_TO_NARROW:
+            space[name] = dict(p)
+            if basis is reached and len(reached) < len(top):
+                reasons.append(f"{name}: kept as searched: {len(top) - len(reached)} of the top "
+                               f"{len(top)} trials stopped before their first milestone, where "
+                               f"it did nothing, leaving {len(reached)} to narrow around")
+            else:
+                reasons.append(f"{name}: kept as searched: {len(basis)} ranked trial"
+                               f"{'' if len(basis) == 1 else 's'}, too few to narrow around "
+                               f"(at least {MIN_TRIALS_TO_NARROW})")
             continue
         names = ([f"{name}_{i}" for i in range(1, p["count"] + 1)]
                  if p["type"] == "milestones" else [name])
-        values = [float(t.params[n]) for t in top for n in names if n in t.params]
+        values = [float(t.params[n]) for t in basis for n in names if n in t.params]
         low, high, why = _narrow(values, p)
         entry = dict(p, low=low, high=high)
         if p["type"] == "int":
@@ -175,8 +209,11 @@ def next_round(spec: Mapping[str, Any], trials: Sequence[FrozenTrial], *,
             if entry["low"] == entry["high"]:
                 entry["high"] = entry["low"] + 1
         space[name] = entry
+        if basis is reached and len(reached) < len(top):
+            why += (f" (the {len(reached)} of the top {len(top)} that trained past their first "
+                    "milestone)")
         reasons.append(f"{name}: [{_fmt(entry['low'])}, {_fmt(entry['high'])}] {why}")
-    best = top[0]
+    best = finished[0]
     baseline_params: dict[str, Any] = {}
     for name, p in spec["space"].items():
         if p["type"] == "milestones":
@@ -190,6 +227,119 @@ def next_round(spec: Mapping[str, Any], trials: Sequence[FrozenTrial], *,
     out["space"] = space
     out["baselines"] = [{"name": f"{spec['name']}-best", "params": baseline_params}]
     return out, reasons
+
+
+def _keep_choices(name: str, choices: Sequence[Any], ranked: Sequence[Ranked], k: int
+                  ) -> tuple[list[Any], str]:
+    """Drop a choice only when enough trials tried it and none made the top ``k``."""
+    top = ranked[:k]
+    used = [c for c in choices if any(r.trial.params.get(name) == c for r in top)]
+    tried = {i: sum(1 for r in ranked if r.trial.params.get(name) == c)
+             for i, c in enumerate(choices)}
+    kept, thin, dropped = [], [], []
+    for i, c in enumerate(choices):
+        if c in used:
+            kept.append(c)
+        elif tried[i] >= MIN_LOSERS_TO_DROP:
+            dropped.append(f"{c} ({tried[i]} trials)")
+        else:
+            kept.append(c)
+            thin.append(f"{c} ({tried[i]} trial{'' if tried[i] == 1 else 's'})")
+    why = f"{name}: {kept}: the top {k} trials used {_listed(used)}"
+    if thin:
+        why += f"; {_listed(thin)} kept: too few trials to rule out"
+    if dropped:
+        why += f"; {_listed(dropped)} dropped: none of those trials reached the top {k}"
+    return kept, why
+
+
+def _listed(items: Sequence[Any]) -> str:
+    return ", ".join(str(i) for i in items) or "none"
+
+
+def _decays_only(name: str, p: Mapping[str, Any], spec: Mapping[str, Any]) -> bool:
+    """Parameters that act only once training passes a milestone: the milestones and the
+    decay factor of a multistep schedule."""
+    if spec.get("config", {}).get("schedule", "multistep") != "multistep":
+        return False
+    return p["type"] == "milestones" or name == "gamma"
+
+
+def _stopped_at(t: FrozenTrial) -> int | None:
+    run = t.user_attrs.get("epochs_run")
+    if isinstance(run, int) and not isinstance(run, bool):
+        return run
+    return max(t.intermediate_values) if t.intermediate_values else None
+
+
+def _first_milestone(t: FrozenTrial) -> int | None:
+    config: Mapping[str, Any] = t.user_attrs.get(CONFIG_ATTR) or {}
+    if config.get("schedule", "multistep") != "multistep":
+        return None
+    milestones = config.get("milestones")
+    return int(min(milestones)) if isinstance(milestones, list | tuple) and milestones else None
+
+
+def _reached_first_milestone(t: FrozenTrial) -> bool | None:
+    """Whether ``t`` trained past its first milestone; None when its config does not say."""
+    first, stopped = _first_milestone(t), _stopped_at(t)
+    if first is None or stopped is None:
+        return None
+    return stopped > first
+
+
+def moot_notes(spec: Mapping[str, Any], best: FrozenTrial, ranking: Sequence[Ranked], *,
+               top_k: int = TOP_K) -> list[str]:
+    """What early stopping and pruning made moot in this study."""
+    notes = []
+    config: Mapping[str, Any] = best.user_attrs.get(CONFIG_ATTR) or {}
+    first, stopped = _first_milestone(best), _stopped_at(best)
+    if first is not None and stopped is not None and stopped <= first:
+        moot = [f"milestones {list(config['milestones'])}"]
+        if "gamma" in config:
+            moot.insert(0, f"gamma ({_fmt(float(config['gamma']))})")
+        notes.append(f"The best trial ({best.number}) stopped at epoch {stopped}, before its "
+                     f"first milestone (epoch {first}): its {' and '.join(moot)} did nothing")
+    top = [r.trial for r in ranking[:top_k]]
+    short = [t for t in top if _reached_first_milestone(t) is False]
+    if short:
+        notes.append(f"{len(short)} of the top {len(top)} trials stopped before their first "
+                     "milestone, so gamma and milestones did nothing in them: the next round "
+                     "does not narrow those around them")
+    completed = [t for t in (r.trial for r in ranking) if t.state == TrialState.COMPLETE]
+    early = [t for t in completed if t.user_attrs.get("stop_reason") == "early_stopped"]
+    patience = sorted({int(c["patience"]) for t in completed
+                       if isinstance(c := t.user_attrs.get(CONFIG_ATTR) or {}, Mapping)
+                       and isinstance(c.get("patience"), int)})
+    if patience and min(patience) < PATIENCE_FLOOR:
+        notes.append(f"Early-stopping patience was {_listed(patience)} epoch"
+                     f"{'' if patience == [1] else 's'} (under {PATIENCE_FLOOR}): {len(early)} "
+                     f"of {len(completed)} completed trials stopped early, most likely at their "
+                     "first plateau or dip, so their values measure early progress rather than "
+                     "the schedule")
+    elif completed and len(early) * 2 > len(completed):
+        notes.append(f"{len(early)} of {len(completed)} completed trials stopped early "
+                     f"(patience {_listed(patience) or '?'}): their schedules' later epochs "
+                     "never ran")
+    pruned = [r for r in ranking if r.trial.state == TrialState.PRUNED]
+    if pruned:
+        by_epoch: dict[int, int] = {}
+        for r in pruned:
+            by_epoch[r.reached] = by_epoch.get(r.reached, 0) + 1
+        rungs = ", ".join(f"{n} at epoch {e}" for e, n in sorted(by_epoch.items()))
+        notes.append(f"{len(pruned)} trials were pruned ({rungs}); they are ranked by their "
+                     "value at those epochs, against the others' values at the same epochs")
+    return notes
+
+
+def importance_unavailable(trials: Sequence[FrozenTrial]) -> str | None:
+    """Why parameter importances are not shown; None when there are enough trials."""
+    complete = sum(1 for t in trials if t.state == TrialState.COMPLETE)
+    if complete < MIN_COMPLETE_FOR_IMPORTANCE:
+        return (f"not computed: {complete} completed trial{'' if complete == 1 else 's'}, "
+                f"fewer than the {MIN_COMPLETE_FOR_IMPORTANCE} needed to tell a parameter's "
+                "effect from noise")
+    return None
 
 
 def _narrow(values: list[float], p: Mapping[str, Any]) -> tuple[float, float, str]:
@@ -248,9 +398,13 @@ def analyse(spec: Mapping[str, Any], trials: Sequence[FrozenTrial], best: Frozen
                                reverse=maximize)[0]
             label = f"baseline {reference.user_attrs['hps_baseline']!r} (trial {reference.number})"
     next_spec, reasons = next_round(spec, trials)
+    maximize = spec.get("objective", {}).get("direction", "maximize") == "maximize"
+    ranking = tuple(rank_trials(trials, maximize=maximize))
     return RoundAnalysis(
         best=best, reference=reference, reference_label=label,
         comparisons=tuple(compare(reference, best)) if reference is not None else (),
         overfitting=tuple(overfitting_notes(best, max_gap)),
         optimization=tuple(optimization_notes(best)),
-        next_spec=next_spec, next_reasons=tuple(reasons))
+        next_spec=next_spec, next_reasons=tuple(reasons), ranking=ranking,
+        moot=tuple(moot_notes(spec, best, ranking)),
+        importance_note=importance_unavailable(trials))

@@ -1,12 +1,17 @@
-"""``hpsearch report``: a self-contained HTML report (plots inlined) and the same content as
-Markdown (plots beside it as PNG files), plus the next round's spec as YAML."""
+"""``hpsearch report``: an interactive, self-contained HTML report (plotly figures, plotly.js
+embedded once, so it works offline and from a file:// URL), the same content as Markdown with
+PNG plots beside it (for places that run no JavaScript), and the next round's spec as YAML.
+
+Sections: summary (best parameters in the units a person uses: milestones in epochs), the
+comparison with the previous round, overfitting, optimization, what early stopping and pruning
+made moot, the top trials ranked at a common fidelity, the narrowed next round.
+"""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
-from collections.abc import Callable, Sequence
+import logging
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +21,24 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import StudyError
-from search.report.analysis import RoundAnalysis, analyse
+from search.report.analysis import TOP_K, RoundAnalysis, analyse
+from search.report.figures import interactive_figures
+from search.report.page import Table, html_page
+from search.report.pngs import png_plots
+from search.report.ranking import Ranked
+from search.report.units import shown_params
 from search.tuning.promote import best_finished_trial
 
 __all__ = ["ReportFiles", "load_previous", "write_report"]
+
+log = logging.getLogger(__name__)
+
+TABLE_ROWS = 10
+RANKING_RULE = (
+    "Ranked at a common fidelity: two trials that finished compare by their final value; "
+    "otherwise they compare at the last epoch both reached (a pruned trial counts at the epoch "
+    "it was pruned), by the best value each had reported by then. Score: trials beaten minus "
+    "trials lost to. The top {k} shape the next round.")
 
 
 @dataclass(frozen=True)
@@ -39,38 +58,44 @@ def write_report(study: optuna.Study, spec: dict[str, Any], out_dir: str | Path,
     previous_best = best_finished_trial(previous) if previous is not None else None
     analysis = analyse(spec, trials, best, previous_best)
     metric = spec.get("objective", {}).get("metric", "value")
-    plots = _plots(study, trials, metric)
     title = f"Study {study.study_name}: round analysis"
+    subtitle = (f"{spec.get('trainer', '?')} trainer, {_direction(spec)} {metric}, "
+                f"{len(trials)} trials")
     sections = _sections(study, spec, analysis, metric)
+    table = _top_table(analysis.ranking, spec, metric)
+    importances = _importances(study, analysis.importance_note)
+    note = analysis.importance_note or "not computable"
+    next_yaml = yaml.safe_dump(analysis.next_spec, sort_keys=False)
 
-    md = [f"# {title}", ""]
-    body = [f"<h1>{html.escape(title)}</h1>"]
+    def hover(t: FrozenTrial) -> str:
+        return _hover(t, spec, metric)
+
+    md = [f"# {title}", "", subtitle, ""]
     for heading, lines in sections:
         md += [f"## {heading}", "", *(f"- {line}" for line in lines), ""]
-        body.append(f"<h2>{html.escape(heading)}</h2><ul>"
-                    + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
-    next_yaml = yaml.safe_dump(analysis.next_spec, sort_keys=False)
+    md += ["## Top trials", "", table.caption, "", "| " + " | ".join(table.header) + " |",
+           "|" + "|".join("---:" if i in table.numeric else "---"
+                          for i in range(len(table.header))) + "|",
+           *("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+             for row in table.rows), ""]
     md += ["## Next round spec", "", "```yaml", next_yaml.rstrip(), "```", ""]
-    body.append(f"<h2>Next round spec</h2><pre>{html.escape(next_yaml)}</pre>")
     md += ["## Plots", ""]
-    body.append("<h2>Plots</h2>")
-    for name, caption, png in plots:
+    for name, caption, png in png_plots(study, trials, metric, importances, note):
         if png is None:
             md += [f"- {caption}", ""]
-            body.append(f"<p>{html.escape(caption)}</p>")
             continue
         (out / f"{name}.png").write_bytes(png)
         md += [f"### {caption}", "", f"![{caption}]({name}.png)", ""]
-        body.append(f"<h3>{html.escape(caption)}</h3><img alt=\"{html.escape(caption)}\" "
-                    f"src=\"data:image/png;base64,{base64.b64encode(png).decode()}\">")
+    figures = interactive_figures(study, trials, metric, hover, importances, note)
     html_path, md_path, spec_path = out / "report.html", out / "report.md", out / "next_round.yaml"
-    html_path.write_text("<!doctype html><html><head><meta charset=\"utf-8\"><title>"
-                         f"{html.escape(title)}</title><style>body{{font-family:sans-serif;"
-                         "max-width:60em;margin:2em auto}img{max-width:100%}</style></head>"
-                         f"<body>{''.join(body)}</body></html>\n")
+    html_path.write_text(html_page(title, subtitle, sections, table, next_yaml, figures))
     md_path.write_text("\n".join(md))
     spec_path.write_text(next_yaml)
     return ReportFiles(html_path, md_path, spec_path, analysis)
+
+
+def _direction(spec: dict[str, Any]) -> str:
+    return str(spec.get("objective", {}).get("direction", "maximize"))
 
 
 def _sections(study: optuna.Study, spec: dict[str, Any], a: RoundAnalysis, metric: str
@@ -78,11 +103,11 @@ def _sections(study: optuna.Study, spec: dict[str, Any], a: RoundAnalysis, metri
     counts: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
         counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    shown = shown_params(a.best, spec.get("space", {}), _epochs(spec))
     summary = [f"{sum(counts.values())} trials: " + ", ".join(f"{v} {k}" for k, v in
                                                              sorted(counts.items())),
                f"best trial {a.best.number}: {metric} = {a.best.value:.4f}",
-               "best parameters: " + ", ".join(f"{k}={_short(v)}"
-                                               for k, v in a.best.params.items())]
+               "best parameters: " + shown.line(), *shown.notes]
     target = spec.get("success", {}).get("target")
     if target is not None and a.best.value is not None:
         summary.append(f"target {target}: {'reached' if a.best.value >= target else 'not reached'}")
@@ -93,124 +118,66 @@ def _sections(study: optuna.Study, spec: dict[str, Any], a: RoundAnalysis, metri
     sections.append(("Overfitting indicators", list(a.overfitting) or ["none found"]))
     sections.append(("Optimization analysis", list(a.optimization) or
                      ["no learning-rate schedule recorded for the best trial"]))
+    sections.append(("What early stopping and pruning made moot", list(a.moot) or
+                     ["nothing found: the best trial reached its milestones, and patience and "
+                      "pruning left the schedules room"]))
     sections.append(("Next round: narrowed search space", list(a.next_reasons)))
+    if a.importance_note is not None:
+        sections.append(("Parameter importances", [a.importance_note]))
     return sections
 
 
-def _short(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+def _epochs(spec: dict[str, Any]) -> int | None:
+    epochs = spec.get("config", {}).get("epochs")
+    return int(epochs) if isinstance(epochs, int) else None
 
 
-def _plots(study: optuna.Study, trials: Sequence[FrozenTrial], metric: str
-           ) -> list[tuple[str, str, bytes | None]]:
-    import matplotlib
+def _top_table(ranking: Sequence[Ranked], spec: dict[str, Any], metric: str) -> Table:
+    rows, classes = [], []
+    for i, r in enumerate(ranking[:TABLE_ROWS], 1):
+        t = r.trial
+        config = t.user_attrs.get("config") or {}
+        budget = config.get("epochs", _epochs(spec))
+        state = _state_label(t, r)
+        epochs = f"{r.reached}/{budget}" if budget else str(r.reached)
+        params = shown_params(t, spec.get("space", {}), _epochs(spec)).line()
+        rows.append((str(i), str(t.number), state, epochs, f"{r.value:.4f}", f"{r.score:+d}",
+                     params))
+        classes.append("pruned" if t.state == TrialState.PRUNED else "")
+    header = ("rank", "trial", "state", "epochs", metric, "score", "parameters")
+    return Table(RANKING_RULE.format(k=TOP_K), header, tuple(rows), tuple(classes),
+                 frozenset({0, 1, 3, 4, 5}), frozenset({2}))
 
-    matplotlib.use("Agg")  # files only, no display
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    makers: list[tuple[str, str, Callable[[Any], None]]] = [
-        ("history", "Optimization history", lambda ax: _history(ax, done, study, metric)),
-        ("learning_curves", "Intermediate values (learning curves)",
-         lambda ax: _curves(ax, trials)),
-        ("parallel", "Parallel coordinates", lambda ax: _parallel(ax, done, metric)),
-        ("lr_vs_score", f"Learning rate against {metric}",
-         lambda ax: _scatter(ax, done, "lr", lambda t: t.value, metric, logx=True)),
-        ("gap_vs_wd", "Train-validation gap against weight decay",
-         lambda ax: _scatter(ax, done, "weight_decay",
-                             lambda t: t.user_attrs.get("best_train_val_gap"),
-                             "train-validation gap", logx=True)),
-    ]
-    out: list[tuple[str, str, bytes | None]] = [(n, c, _render(f)) for n, c, f in makers]
-    try:
-        importances = optuna.importance.get_param_importances(study)
-    except (RuntimeError, ValueError) as exc:  # too few trials, or a single distinct value
-        out.append(("importances", f"Parameter importances: not computable ({exc})", None))
+
+def _state_label(t: FrozenTrial, r: Ranked) -> str:
+    if t.state == TrialState.PRUNED:
+        label = f"pruned at epoch {r.reached}"
+    elif t.user_attrs.get("stop_reason") == "early_stopped":
+        label = "early-stopped"
     else:
-        out.append(("importances", "Parameter importances",
-                    _render(lambda ax: _bars(ax, importances))))
-    return out
+        label = "complete"
+    baseline = t.user_attrs.get("hps_baseline")
+    return f"{label}, baseline {baseline}" if baseline else label
 
 
-def _render(draw: Callable[[Any], None]) -> bytes:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=90)
-    try:
-        draw(ax)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        return buf.getvalue()
-    finally:
-        plt.close(fig)
+def _hover(t: FrozenTrial, spec: dict[str, Any], metric: str) -> str:
+    head = f"trial {t.number} ({t.state.name.lower()})"
+    if t.state == TrialState.COMPLETE and t.value is not None:
+        head += f"<br>{metric} {t.value:.4f}"
+    shown = shown_params(t, spec.get("space", {}), _epochs(spec))
+    return head + "".join(f"<br>{k}={v}" for k, v in shown.values)
 
 
-def _history(ax: Any, done: list[FrozenTrial], study: optuna.Study, metric: str) -> None:
-    xs = [t.number for t in done]
-    ys = [float(t.value) for t in done]  # type: ignore[arg-type]
-    ax.scatter(xs, ys, s=14, label="trial")
-    best, running = [], None
-    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-    for y in ys:
-        running = y if running is None else pick(running, y)
-        best.append(running)
-    ax.step(xs, best, where="post", color="C1", label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(metric)
-    ax.legend()
-
-
-def _curves(ax: Any, trials: Sequence[FrozenTrial]) -> None:
-    for t in trials:
-        if t.intermediate_values:
-            steps = sorted(t.intermediate_values)
-            ax.plot(steps, [t.intermediate_values[s] for s in steps], lw=1,
-                    alpha=0.9 if t.state == TrialState.COMPLETE else 0.4)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("reported value")
-
-
-def _parallel(ax: Any, done: list[FrozenTrial], metric: str) -> None:
-    import math
-
-    names = sorted({k for t in done for k in t.params})
-    if not done or not names:
-        return
-    values = [float(t.value) for t in done]  # type: ignore[arg-type]
-    lo_v, hi_v = min(values), max(values)
-    cmap = __import__("matplotlib").colormaps["viridis"]
-    columns = []
-    for n in names:
-        raw = [t.params.get(n) for t in done]
-        nums = [float(v) if isinstance(v, int | float) else float(sorted(
-            {str(x) for x in raw}).index(str(v))) for v in raw]
-        if all(isinstance(v, float) and v > 0 for v in raw) and max(nums) / min(nums) > 20:
-            nums = [math.log10(v) for v in nums]
-        lo, hi = min(nums), max(nums)
-        columns.append([(v - lo) / (hi - lo) if hi > lo else 0.5 for v in nums])
-    for i, value in enumerate(values):
-        colour = cmap((value - lo_v) / (hi_v - lo_v) if hi_v > lo_v else 0.5)
-        ax.plot(range(len(names)), [col[i] for col in columns], color=colour, lw=1)
-    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-    ax.set_yticks([])
-    ax.set_title(f"colour: {metric} (yellow is high)")
-
-
-def _scatter(ax: Any, done: list[FrozenTrial], param: str, y_of: Callable[[FrozenTrial], Any],
-             ylabel: str, *, logx: bool) -> None:
-    pts = [(t.params[param], y_of(t)) for t in done
-           if param in t.params and isinstance(y_of(t), int | float)]
-    if pts:
-        ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=16)
-        if logx and all(p[0] > 0 for p in pts):
-            ax.set_xscale("log")
-    ax.set_xlabel(param)
-    ax.set_ylabel(ylabel)
-
-
-def _bars(ax: Any, importances: dict[str, float]) -> None:
-    names = list(importances)[::-1]
-    ax.barh(names, [importances[n] for n in names])
-    ax.set_xlabel("importance")
+def _importances(study: optuna.Study, note: str | None) -> dict[str, float] | None:
+    if note is not None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            return optuna.importance.get_param_importances(study)
+        except (RuntimeError, ValueError) as exc:  # e.g. a parameter with one distinct value
+            log.info("parameter importances not computable: %s", exc)
+            return None
 
 
 def load_previous(storage: optuna.storages.BaseStorage, name: str | None
