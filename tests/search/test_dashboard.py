@@ -1,24 +1,26 @@
 """optuna-dashboard on a PostgreSQL study: its own HTTP API, and the page in a real headless
-Chromium (Debian's package; .ci/run installs it)."""
+Chromium (Debian's package; .ci/run installs it). The studies are created as ``hpsearch launch``
+creates them, so the dashboard shows the metric names launch stores (never "Objective 0")."""
 
 from __future__ import annotations
 
+import copy
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import TINY_SPEC, free_port
+from tests.search.chromium import dump_dom, require_chromium, screenshot
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TWO_OBJECTIVES = "dashboard-two-objectives"
 
 
 def _get(url: str) -> dict:
@@ -26,10 +28,33 @@ def _get(url: str) -> dict:
         return json.loads(response.read())
 
 
+def _launched(url: str, name: str, objective: dict[str, Any] | None = None) -> optuna.Study:
+    """A study created by launch's create path (no baselines, no trials run)."""
+    from search.run.launch import create_or_join
+    from search.study.study_spec import parse_spec
+    from storage import open_storage, upgrade
+
+    raw = copy.deepcopy(TINY_SPEC)
+    raw.update(name=name, baselines=[])
+    if objective is not None:  # two objectives: Optuna cannot prune them, and no target
+        raw.update(objective=objective, pruner={"name": "none"})
+        raw.pop("success")
+    handle = open_storage(url)
+    upgrade(handle)
+    study, created = create_or_join(parse_spec(raw), handle)
+    assert created
+    return study
+
+
 @pytest.fixture
 def dashboard(pg_url: str) -> Iterator[tuple[str, str]]:
-    study = optuna.create_study(study_name="dashboard-visible-study", storage=pg_url,
-                                direction="maximize")
+    study = _launched(pg_url, "dashboard-visible-study")
+    two = _launched(pg_url, TWO_OBJECTIVES, {"metrics": ["best_val_acc", "best_val_loss"],
+                                             "directions": ["maximize", "minimize"]})
+    for x in (0.3, 0.6):
+        two.add_trial(optuna.trial.create_trial(
+            values=[x, 1.0 - x], params={"lr": x},
+            distributions={"lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)}))
     for lr in (0.01, 0.1):
         trial = study.ask()
         x = trial.suggest_float("lr", 1e-3, 1.0, log=True)
@@ -75,28 +100,33 @@ def test_dashboard_api_serves_the_study_trials_and_intermediate_values(
 
 
 @pytest.mark.postgres
-def test_dashboard_page_renders_the_study_name_in_headless_chromium(
-        dashboard: tuple[str, str], tmp_path: Path) -> None:
-    if CHROMIUM is None:
-        if os.environ.get("CI") or os.environ.get("HPSEARCH_REQUIRE_POSTGRES"):
-            pytest.fail("chromium is not installed; .ci/run installs Debian's chromium")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+def test_dashboard_api_serves_the_metric_names_launch_stored(
+        dashboard: tuple[str, str]) -> None:
     base, name = dashboard
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,800",
-             "--virtual-time-budget=15000"]
-    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", f"{base}/dashboard"],
-                         capture_output=True, text=True, timeout=120)
+    summaries = {s["study_name"]: s for s in _get(f"{base}/api/studies")["study_summaries"]}
+    single = _get(f"{base}/api/studies/{summaries[name]['study_id']}")
+    assert single["objective_names"] == ["best_val_acc"]
+    two = _get(f"{base}/api/studies/{summaries[TWO_OBJECTIVES]['study_id']}")
+    assert two["objective_names"] == ["best_val_acc", "best_val_loss"]
+
+
+@pytest.mark.postgres
+def test_dashboard_page_renders_the_study_name_and_metric_names_in_headless_chromium(
+        dashboard: tuple[str, str], tmp_path: Path) -> None:
+    require_chromium()
+    base, name = dashboard
+    dom = dump_dom(f"{base}/dashboard", tmp_path / "profile")
     assert name in dom.stdout, dom.stderr[-2000:]
-    shot = tmp_path / "dashboard.png"
-    subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", f"{base}/dashboard"],
-                   capture_output=True, text=True, timeout=120)
-    assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
-    keep = os.environ.get("HPSEARCH_SCREENSHOT_DIR")
-    if keep:
-        shutil.copy(shot, Path(keep) / "dashboard.png")
+    summaries = {s["study_name"]: s["study_id"]
+                 for s in _get(f"{base}/api/studies")["study_summaries"]}
+    page = f"{base}/dashboard/studies/{summaries[name]}"
+    dom = dump_dom(page, tmp_path / "profile")
+    assert "best_val_acc" in dom.stdout and "Objective 0" not in dom.stdout, dom.stderr[-2000:]
+    two = dump_dom(f"{base}/dashboard/studies/{summaries[TWO_OBJECTIVES]}",
+                   tmp_path / "profile")
+    assert "best_val_acc" in two.stdout and "best_val_loss" in two.stdout, two.stderr[-2000:]
+    screenshot(f"{base}/dashboard", tmp_path / "dashboard.png", tmp_path / "profile")
+    screenshot(page, tmp_path / "dashboard_study.png", tmp_path / "profile")
 
 
 def test_binding_beyond_localhost_warns_that_there_is_no_authentication(
