@@ -20,8 +20,9 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=_cmd_dashboard)
 
     p = sub.add_parser("report", parents=[storage],
-                       help="HTML + Markdown report with plots and the round analysis, and "
-                            "the next round's spec")
+                       help="an interactive HTML report (self-contained, works offline) and "
+                            "a Markdown one with PNG plots: the round analysis, the top trials "
+                            "and the next round's spec")
     p.add_argument("study")
     p.add_argument("--previous", metavar="STUDY", help="the previous round to compare against")
     p.add_argument("--out", required=True, help="directory for report.html, report.md, "
@@ -54,8 +55,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
                          "the report needs its search space")
     files = write_report(study, spec.to_dict(), args.out,
                          previous=load_previous(study._storage, args.previous))
+    best = files.analysis.best
+    print(f"best trial {best.number}: {spec.metric_label()} = {best.value:.4f}")
     for line in [c.line() for c in files.analysis.comparisons]:
         print(line)
+    for line in files.analysis.moot:
+        print(f"note: {line}")
     print(f"wrote {files.html}, {files.markdown} and {files.next_spec}")
     print(f"next round: hpsearch launch {files.next_spec}")
     return 0

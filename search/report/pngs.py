@@ -1,5 +1,8 @@
 """The Markdown report's plots as PNG files (matplotlib), for places that run no JavaScript.
 
+The history, parallel coordinates and learning-rate slice are Optuna's own matplotlib figures
+(``optuna.visualization.matplotlib``); the learning curves by state, the gap scatter and the
+importance bars (from the importances computed once for both reports) are drawn here.
 The HTML report draws the same plots as interactive figures (figures.py). PNGs stay with
 matplotlib rather than plotly's image export (kaleido), which drives a Chrome browser: a report
 on a headless training server should not need one.
@@ -8,6 +11,7 @@ on a headless training server should not need one.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,26 +28,53 @@ def png_plots(study: optuna.Study, trials: Sequence[FrozenTrial], metric: str,
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
+    import optuna.visualization.matplotlib as om
+
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    makers: list[tuple[str, str, Callable[[Any], None]]] = [
-        ("history", "Optimization history", lambda ax: _history(ax, done, study, metric)),
+    out: list[tuple[str, str, bytes | None]] = [
+        _optuna("history", "Optimization history",
+                lambda: om.plot_optimization_history(study, target_name=metric)),
         ("learning_curves", "Intermediate values (learning curves)",
-         lambda ax: _curves(ax, trials)),
-        ("parallel", "Parallel coordinates", lambda ax: _parallel(ax, done, metric)),
-        ("lr_vs_score", f"Learning rate against {metric}",
-         lambda ax: _scatter(ax, done, "lr", lambda t: t.value, metric, logx=True)),
-        ("gap_vs_wd", "Train-validation gap against weight decay",
-         lambda ax: _scatter(ax, done, "weight_decay",
-                             lambda t: t.user_attrs.get("best_train_val_gap"),
-                             "train-validation gap", logx=True)),
+         _render(lambda ax: _curves(ax, trials))),
+        _optuna("parallel", "Parallel coordinates (milestones as fractions of the epoch budget)",
+                lambda: om.plot_parallel_coordinate(study, target_name=metric)),
     ]
-    out: list[tuple[str, str, bytes | None]] = [(n, c, _render(f)) for n, c, f in makers]
+    if any("lr" in t.params for t in done):
+        out.append(_optuna("lr_vs_score", f"Learning rate against {metric}",
+                           lambda: om.plot_slice(study, params=["lr"], target_name=metric)))
+    out.append(("gap_vs_wd", "Train-validation gap against weight decay",
+                _render(lambda ax: _scatter(ax, done, "weight_decay",
+                                            lambda t: t.user_attrs.get("best_train_val_gap"),
+                                            "train-validation gap", logx=True))))
     if importances is None:
         out.append(("importances", f"Parameter importances: {importance_note}", None))
     else:
         out.append(("importances", "Parameter importances",
                     _render(lambda ax: _bars(ax, importances))))
     return out
+
+
+def _optuna(name: str, caption: str, make: Callable[[], Any]) -> tuple[str, str, bytes | None]:
+    """One of Optuna's matplotlib figures (experimental in Optuna 3-5), as PNG bytes."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    with warnings.catch_warnings(), plt.rc_context({"figure.figsize": (10, 4.5)}):
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # a parameter every trial shares: matplotlib widens its axis itself, and says so
+        warnings.filterwarnings("ignore", message="Attempting to set identical",
+                                category=UserWarning)
+        try:
+            axes = make()
+        except (ValueError, RuntimeError) as exc:  # e.g. no completed trial
+            return name, f"{caption}: not drawn ({exc})", None
+    fig = (axes.flat[0] if isinstance(axes, np.ndarray) else axes).figure
+    try:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+        return name, caption, buf.getvalue()
+    finally:
+        plt.close(fig)
 
 
 def _render(draw: Callable[[Any], None]) -> bytes:
@@ -60,21 +91,6 @@ def _render(draw: Callable[[Any], None]) -> bytes:
         plt.close(fig)
 
 
-def _history(ax: Any, done: list[FrozenTrial], study: optuna.Study, metric: str) -> None:
-    xs = [t.number for t in done]
-    ys = [float(t.value) for t in done]  # type: ignore[arg-type]
-    ax.scatter(xs, ys, s=14, label="trial")
-    best, running = [], None
-    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-    for y in ys:
-        running = y if running is None else pick(running, y)
-        best.append(running)
-    ax.step(xs, best, where="post", color="C1", label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(metric)
-    ax.legend()
-
-
 def _curves(ax: Any, trials: Sequence[FrozenTrial]) -> None:
     for t in trials:
         if t.intermediate_values:
@@ -83,32 +99,6 @@ def _curves(ax: Any, trials: Sequence[FrozenTrial]) -> None:
                     alpha=0.9 if t.state == TrialState.COMPLETE else 0.4)
     ax.set_xlabel("epoch")
     ax.set_ylabel("reported value")
-
-
-def _parallel(ax: Any, done: list[FrozenTrial], metric: str) -> None:
-    import math
-
-    names = sorted({k for t in done for k in t.params})
-    if not done or not names:
-        return
-    values = [float(t.value) for t in done]  # type: ignore[arg-type]
-    lo_v, hi_v = min(values), max(values)
-    cmap = __import__("matplotlib").colormaps["viridis"]
-    columns = []
-    for n in names:
-        raw = [t.params.get(n) for t in done]
-        nums = [float(v) if isinstance(v, int | float) else float(sorted(
-            {str(x) for x in raw}).index(str(v))) for v in raw]
-        if all(isinstance(v, float) and v > 0 for v in raw) and max(nums) / min(nums) > 20:
-            nums = [math.log10(v) for v in nums]
-        lo, hi = min(nums), max(nums)
-        columns.append([(v - lo) / (hi - lo) if hi > lo else 0.5 for v in nums])
-    for i, value in enumerate(values):
-        colour = cmap((value - lo_v) / (hi_v - lo_v) if hi_v > lo_v else 0.5)
-        ax.plot(range(len(names)), [col[i] for col in columns], color=colour, lw=1)
-    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-    ax.set_yticks([])
-    ax.set_title(f"colour: {metric} (yellow is high)")
 
 
 def _scatter(ax: Any, done: list[FrozenTrial], param: str, y_of: Callable[[FrozenTrial], Any],

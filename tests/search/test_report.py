@@ -73,6 +73,7 @@ def test_report_compares_with_the_previous_round_like_the_analysis(
     assert main(["report", "round2", "--previous", "round1", "--out", str(out),
                  "--storage", sqlite_url]) == 0
     printed = capsys.readouterr().out
+    assert "best trial 0: best_val_acc = 0.8424" in printed  # the metric, by its name
     for line in ("Test Accuracy: 53.21% -> 83.29% (+30.08%)",
                  "Training Accuracy: 57.54% -> 100.00% (+42.46%)",
                  "Validation Accuracy: 18.36% -> 84.24% (+65.88%)",
