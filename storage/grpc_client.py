@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from optuna.exceptions import ExperimentalWarning
+from optuna.storages import GrpcStorageProxy
 from optuna.trial import FrozenTrial
 
 from storage.errors import StorageError
@@ -65,6 +66,33 @@ def is_budget_spent(exc: BaseException) -> bool:
     return callable(details) and BUDGET_SPENT in (details() or "")
 
 
+class _HeartbeatingProxy(GrpcStorageProxy, BaseHeartbeat):
+    """Optuna's gRPC client, as a heartbeat storage whose beat is a trial system attribute.
+    At module level, so it pickles (Optuna's client reopens its channel on unpickling)."""
+
+    def __init__(self, *, host: str, port: int, heartbeat_interval_s: int) -> None:
+        self._heartbeat_interval_s = heartbeat_interval_s
+        super().__init__(host=host, port=port)
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        return []  # the proxy fails stale trials; the heartbeat table is not visible here
+
+    def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        self.set_trial_system_attr(trial_id, USER_ATTRS_ATTR, attrs)
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self._heartbeat_interval_s
+
+    def get_heartbeat_stale_trial_callback(self) -> Callable[[Any, FrozenTrial], None] | None:
+        return None  # the proxy re-queues the trials it fails
+
+    def get_failed_trial_callback(self) -> Callable[[Any, FrozenTrial], None] | None:
+        return None
+
+
 def open_grpc_storage(url: str, *, heartbeat_interval_s: int, retry_for_s: float = 300.0,
                       connect_timeout_s: float = 20.0) -> ResilientStorage:
     """The storage a worker uses for ``grpc://HOST:PORT``, once the proxy answers."""
@@ -75,31 +103,11 @@ def open_grpc_storage(url: str, *, heartbeat_interval_s: int, retry_for_s: float
         import grpc  # noqa: F401  (Optuna's client needs it)
     except ImportError:
         raise StorageError("a grpc:// storage needs grpcio: pip install grpcio") from None
-    from optuna.storages import GrpcStorageProxy
-
-    class _HeartbeatingProxy(GrpcStorageProxy, BaseHeartbeat):
-        def record_heartbeat(self, trial_id: int) -> None:
-            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
-
-        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-            return []  # the proxy fails stale trials; the heartbeat table is not visible here
-
-        def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
-            self.set_trial_system_attr(trial_id, USER_ATTRS_ATTR, attrs)
-
-        def get_heartbeat_interval(self) -> int | None:
-            return heartbeat_interval_s
-
-        def get_heartbeat_stale_trial_callback(self) -> Callable[[Any, FrozenTrial], None] | None:
-            return None  # the proxy re-queues the trials it fails
-
-        def get_failed_trial_callback(self) -> Callable[[Any, FrozenTrial], None] | None:
-            return None
-
     host, port = address
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)  # Optuna's client, since 4.2
-        proxy = _HeartbeatingProxy(host=host, port=port)
+        proxy = _HeartbeatingProxy(host=host, port=port,
+                                   heartbeat_interval_s=heartbeat_interval_s)
     try:
         proxy.wait_server_ready(timeout=connect_timeout_s)
     except ConnectionError:

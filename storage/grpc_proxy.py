@@ -68,6 +68,16 @@ class ProxyStorage(ResilientStorage):
         self._studies: dict[int, optuna.Study] = {}
         self._names: dict[int, str] = {}
 
+    def __getstate__(self) -> dict[str, Any]:  # pickles like every hpsearch storage
+        state = super().__getstate__()
+        state.update(_served=set(), _studies={}, _names={})
+        del state["_served_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._served_lock = threading.Lock()
+
     def _serve(self, study_id: int) -> None:
         with self._served_lock:
             self._served.add(study_id)

@@ -34,6 +34,7 @@ from storage.resilient import ResilientStorage
 __all__ = ["OwnTrialsStorage"]
 
 _T = TypeVar("_T")
+_FIRST_READ_ATTEMPTS = 5
 
 
 def _as_stored(value: Any) -> Any:
@@ -46,10 +47,26 @@ class OwnTrialsStorage(ResilientStorage):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._own: dict[int, FrozenTrial | None] = {}  # None: owned, not read yet
+        # Writes to each owned trial so far: a first read that a write overtook (it read the
+        # database before the write landed) is not kept, or the write would be lost from the
+        # copy for the rest of the trial.
+        self._writes: dict[int, int] = {}
         self._own_lock = threading.Lock()
         # Called with the trial id as soon as a trial becomes this process's (created, or
         # taken from the queue): the worker releases its budget lock there.
         self.on_trial_taken: Callable[[int], None] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (pickled into another process, or ``copy.copy``) owns no trial: the copies
+        of this one's trials and the hook stay here, and a fresh lock is made."""
+        state = super().__getstate__()
+        state.update(_own={}, _writes={}, on_trial_taken=None)
+        del state["_own_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._own_lock = threading.Lock()
 
     def _taken(self, trial_id: int) -> None:
         with self._own_lock:
@@ -72,8 +89,13 @@ class OwnTrialsStorage(ResilientStorage):
             self._taken(trial_id)  # taken from the queue: ours now
         elif state.is_finished() or not changed:
             with self._own_lock:
-                self._own.pop(trial_id, None)
+                self._forget(trial_id)
         return changed
+
+    def _forget(self, trial_id: int) -> None:
+        """The trial is not this process's any more (lock held)."""
+        self._own.pop(trial_id, None)
+        self._writes.pop(trial_id, None)
 
     def _guarded(self, trial_id: int, write: Callable[[], _T]) -> _T:
         """Run a write; if the database refuses it (the trial was finished elsewhere), forget
@@ -82,13 +104,18 @@ class OwnTrialsStorage(ResilientStorage):
             return write()
         except Exception:
             with self._own_lock:
-                if self._own.get(trial_id) is not None:
+                if trial_id in self._own:
                     self._own[trial_id] = None
+                    self._writes[trial_id] = self._writes.get(trial_id, 0) + 1
             raise
 
     def _update(self, trial_id: int, change: Callable[[FrozenTrial], None]) -> None:
+        """After a write reached the database: apply it to the copy, and count it."""
         with self._own_lock:
-            trial = self._own.get(trial_id)
+            if trial_id not in self._own:
+                return
+            self._writes[trial_id] = self._writes.get(trial_id, 0) + 1
+            trial = self._own[trial_id]
             if trial is not None:
                 change(trial)
 
@@ -103,20 +130,30 @@ class OwnTrialsStorage(ResilientStorage):
                                                   states=states))
 
     def _own_copy(self, trial_id: int) -> FrozenTrial | None:
-        with self._own_lock:
-            if trial_id not in self._own:
-                return None
-            trial = self._own[trial_id]
-        if trial is None:
-            trial = self._call("get_trial", trial_id)
+        """The copy of an owned trial (read from the database the first time); None for a
+        trial this process does not own. The first read runs outside the lock; it is kept only
+        if no write to the trial was applied meanwhile (else it may miss that write: read
+        again)."""
+        for _ in range(_FIRST_READ_ATTEMPTS):
+            with self._own_lock:
+                if trial_id not in self._own:
+                    return None
+                trial = self._own[trial_id]
+                writes = self._writes.get(trial_id, 0)
+            if trial is not None:
+                return copy.deepcopy(trial)
+            fresh: FrozenTrial = self._call("get_trial", trial_id)
             with self._own_lock:
                 if trial_id not in self._own:  # finished meanwhile
-                    return trial
-                if trial.state != TrialState.RUNNING:
-                    del self._own[trial_id]
-                    return trial
-                self._own[trial_id] = trial
-        return copy.deepcopy(trial)
+                    return fresh
+                if fresh.state != TrialState.RUNNING:
+                    self._forget(trial_id)
+                    return fresh
+                if self._writes.get(trial_id, 0) == writes and self._own[trial_id] is None:
+                    self._own[trial_id] = fresh
+                    return copy.deepcopy(fresh)
+        # Writes kept overtaking the read: answer from the database, keep nothing.
+        return cast(FrozenTrial, self._call("get_trial", trial_id))
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         own = self._own_copy(trial_id)

@@ -62,11 +62,29 @@ def _grpc_unavailable(exc: BaseException) -> bool:
 
 
 class ResilientStorage(BaseStorage, BaseHeartbeat):
+    """Pickles and copies like Optuna's own storages: the inner storage brings its own
+    (RDBStorage reconnects from its URL, the gRPC client reopens its channel)."""
+
     def __init__(self, inner: BaseStorage, *, retry_for_s: float = 300.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._inner = inner
         self._retry_for_s = retry_for_s
         self._sleep = sleep
+        self._frozen = False
+
+    def freeze(self) -> None:
+        """From now on every call blocks, in every thread, for good: the process is about to
+        exit (its launcher died, search/run/lifeline.py) and must write nothing more, least of
+        all start a trial, while its trials are failed through another storage."""
+        self._frozen = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_frozen"] = False
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     @property
     def inner(self) -> BaseStorage:
@@ -108,6 +126,8 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
             lambda: count_by_state(rdb, study_id, without_user_attr=without_user_attr)))
 
     def _call_fn(self, name: str, fn: Callable[[], Any]) -> Any:
+        while self._frozen:
+            time.sleep(3600)
         deadline = time.monotonic() + self._retry_for_s
         delay = 0.5
         while True:
@@ -122,7 +142,12 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
                 delay = min(delay * 2, 10.0)
 
     def __getattr__(self, name: str) -> Any:  # anything not forwarded explicitly
-        return getattr(self._inner, name)
+        # Only once __init__ or unpickling set ``_inner``: pickle and copy look up special
+        # methods on an empty instance, which must not recurse into this method.
+        inner = self.__dict__.get("_inner")
+        if inner is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(inner, name)
 
 
 def _rdb_of(storage: BaseStorage) -> Any:

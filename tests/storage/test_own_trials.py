@@ -154,3 +154,42 @@ def test_the_queue_is_looked_up_by_the_database(url: str) -> None:
     assert [t.state for t in queued] == [TrialState.WAITING] and queued[0].number == 1
     study.ask()  # takes it
     assert study.trials[1].state == TrialState.RUNNING
+
+
+def test_a_write_racing_the_first_read_of_an_own_trial_is_not_lost_from_the_copy(
+        sqlite_url: str) -> None:
+    """Thread A reads an owned trial for the first time; thread B writes to it after A's
+    database read and before A keeps the copy. The copy must hold B's write."""
+    import threading
+
+    ours = open_optuna_storage(sqlite_url)
+    study = optuna.create_study(storage=ours, study_name="race")
+    trial_id = ours.create_new_trial(study._study_id)  # owned, not read yet
+    inner = ours.inner
+    read_done, written = threading.Event(), threading.Event()
+    original = inner.get_trial
+
+    def paused_get_trial(tid: int) -> optuna.trial.FrozenTrial:
+        snapshot = original(tid)
+        if threading.current_thread().name == "first-reader" and not read_done.is_set():
+            read_done.set()  # A has its snapshot, without B's write
+            assert written.wait(10)
+        return snapshot
+
+    inner.get_trial = paused_get_trial  # type: ignore[method-assign]
+    seen: list[optuna.trial.FrozenTrial] = []
+    reader = threading.Thread(target=lambda: seen.append(ours.get_trial(trial_id)),
+                              name="first-reader")
+    reader.start()
+    assert read_done.wait(10)
+    ours.set_trial_user_attr(trial_id, "epoch_note", "written by B")
+    ours.set_trial_intermediate_value(trial_id, 1, 0.5)
+    written.set()
+    reader.join(10)
+    assert seen and seen[0].state == TrialState.RUNNING
+    del inner.get_trial
+    with _statements(ours) as statements:
+        now = ours.get_trial(trial_id)
+    assert now.user_attrs == {"epoch_note": "written by B"}
+    assert now.intermediate_values == {1: 0.5}
+    assert statements == []  # and it is served from the copy again
