@@ -67,6 +67,7 @@ class StorageHandle:
         self.kind: StorageKind = kind
         self._optuna: ResilientStorage | None = None
         self._settings: OptunaSettings | None = None
+        self._frozen = False
 
     def __repr__(self) -> str:
         return f"StorageHandle({self.redacted!r})"
@@ -109,7 +110,16 @@ class StorageHandle:
         else:
             _retune(rdb_storage(self._optuna), wanted)
         self._settings = wanted
+        if self._frozen:
+            self._optuna.freeze()
         return self._optuna
+
+    def freeze(self) -> None:
+        """Every later call of this handle's Optuna storage blocks, in every thread: the
+        process is about to exit and must write nothing more (search/run/lifeline.py)."""
+        self._frozen = True
+        if self._optuna is not None:
+            self._optuna.freeze()
 
     def check(self) -> StorageHandle:
         """Open the storage now, failing in one line if it does not answer."""

@@ -7,7 +7,6 @@ so it asks here: one statement, the database's clock on both sides of the compar
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import sqlalchemy
@@ -15,12 +14,19 @@ from optuna.trial import TrialState
 
 from storage.optuna_internals import trial_tables
 
-__all__ = ["stale_trial_ids"]
+__all__ = ["heartbeat_ages", "stale_trial_ids"]
 
 
 def stale_trial_ids(rdb: Any, study_id: int, grace_period_s: float) -> list[int]:
     """Ids of ``study_id``'s RUNNING trials whose last heartbeat is older than the grace
     period. A trial that never beat is not stale (as in Optuna). ``rdb``: an RDBStorage."""
+    return [trial_id for trial_id, age in heartbeat_ages(rdb, study_id).items()
+            if age > grace_period_s]
+
+
+def heartbeat_ages(rdb: Any, study_id: int) -> dict[int, float]:
+    """Seconds since the last heartbeat of each of ``study_id``'s RUNNING trials that beat at
+    least once, by trial id; measured on the database's clock."""
     trials, _, beats = trial_tables()
     query = (sqlalchemy.select(trials.c.trial_id, beats.c.heartbeat)
              .join(beats, beats.c.trial_id == trials.c.trial_id)
@@ -33,5 +39,5 @@ def stale_trial_ids(rdb: Any, study_id: int, grace_period_s: float) -> list[int]
 
         now = datetime.fromisoformat(now)
     now = now.replace(tzinfo=None)
-    grace = timedelta(seconds=grace_period_s)
-    return [trial_id for trial_id, beat in rows if now - beat.replace(tzinfo=None) > grace]
+    return {trial_id: (now - beat.replace(tzinfo=None)).total_seconds()
+            for trial_id, beat in rows}

@@ -95,6 +95,9 @@ def _add_launch(sub: Any, storage: argparse.ArgumentParser) -> None:
                    help="torch CPU threads of each local worker (default: this machine's cores "
                         "divided by --workers; lower it when other launchers or jobs share the "
                         "machine, since oversubscribed cores slow training many times over)")
+    p.add_argument("--workers-outlive-launcher", action="store_true",
+                   help="local workers keep running if the launcher process dies (by default "
+                        "they fail and re-queue their running trials and exit with it)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0,
                    help="GPUs each Ray worker reserves; fractional packs trials on one GPU")
     p.add_argument("--cpus-per-trial", type=float, default=1.0,
@@ -109,24 +112,31 @@ def _executor(args: argparse.Namespace, workers: int) -> Any:
         if args.threads_per_worker is not None:
             raise SpecError("--threads-per-worker is for local workers; a Ray worker uses "
                             "--cpus-per-trial threads")
+        if args.workers_outlive_launcher:
+            raise SpecError("--workers-outlive-launcher is for local workers; Ray tasks "
+                            "live and die with the Ray cluster")
         return RayExecutor(workers, address=args.address, gpus_per_trial=args.gpus_per_trial,
                            cpus_per_trial=args.cpus_per_trial)
     if args.address or args.gpus_per_trial:
         raise SpecError("--address and --gpus-per-trial need --executor ray")
     if args.threads_per_worker is None:
         check_local_workers(args, workers)
-        return None
-    if args.threads_per_worker < 1:
+        if not args.workers_outlive_launcher:
+            return None
+    elif args.threads_per_worker < 1:
         raise SpecError(f"--threads-per-worker {args.threads_per_worker} must be at "
                         "least 1, e.g. --threads-per-worker 1")
-    check_local_workers(args, workers)
+    else:
+        check_local_workers(args, workers)
     from search.run.local_executor import LocalExecutor
 
-    return LocalExecutor(workers, threads_per_worker=args.threads_per_worker)
+    return LocalExecutor(workers, threads_per_worker=args.threads_per_worker,
+                         outlive_launcher=args.workers_outlive_launcher)
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:
     from search.run.launch import launch
+    from search.run.signals import LauncherStopped, stop_on_signals
     from storage import open_storage
 
     spec, rescaled = launch_spec(args)  # every flag checked; nothing written yet
@@ -135,10 +145,17 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     emit, progress = line_printers()
     if rescaled is not None:
         emit(rescaled)  # "rescaled to 8 epochs: patience 35 -> 3 (floor 3); ..."
-    result = launch(spec, storage, emit=emit, progress=progress, progress_every_s=1.0
-                    if sys.stdout.isatty() else 15.0, warm_start=args.warm_start,
-                    promote=not args.no_promote, extra_seeds=args.extra_seeds,
-                    executor=executor, worker_storage_url=args.worker_storage)
+    try:
+        with stop_on_signals():  # SIGTERM and SIGHUP stop the study as Ctrl-C does
+            result = launch(spec, storage, emit=emit, progress=progress, progress_every_s=1.0
+                            if sys.stdout.isatty() else 15.0, warm_start=args.warm_start,
+                            promote=not args.no_promote, extra_seeds=args.extra_seeds,
+                            executor=executor, worker_storage_url=args.worker_storage)
+    except LauncherStopped as stopped:
+        print(f"hpsearch: stopped by {stopped.signal_name}; the workers were stopped and their "
+              f"running trials marked FAIL and re-queued; run the same launch again to go on",
+              file=sys.stderr)
+        return stopped.exit_code
     emit("")
     _print_result(result, spec)
     print(f"study {spec.name!r} is stored in {storage.redacted}")
@@ -252,6 +269,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     p = read_progress(study, budget=budget, workers=workers, metric=metric)
     print(f"study {study.study_name!r} ({p.direction} {metric}) in {storage.redacted}")
     print(format_progress(p), flush=True)
+    for line in _stale_lines(storage, study, spec):
+        print(line, flush=True)
     while args.watch and (budget is None or p.done < budget):
         time.sleep(args.watch)
         p = read_progress(study, budget=budget, workers=workers, metric=metric)
@@ -265,6 +284,28 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if p.pareto:
         print_pareto(study, metric.split(","))
     return 0
+
+
+def _stale_lines(storage: Any, study: Any, spec: Any) -> list[str]:
+    """A line per RUNNING trial whose heartbeat is older than the study's grace period: its
+    worker is gone, and the trial waits for the next worker or launcher to reclaim it."""
+    from optuna.trial import TrialState
+
+    from storage.handle import OptunaSettings
+    from storage.stale_trials import heartbeat_ages
+
+    grace = (spec.fault_tolerance.grace_period_s if spec is not None
+             else OptunaSettings().grace_period_s)
+    running = {t._trial_id: t.number
+               for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if not running:
+        return []
+    ages = heartbeat_ages(storage.rdb(), study._study_id)
+    return [f"  trial {running[trial_id]} is RUNNING with a stale heartbeat (none for "
+            f"{age:.0f} s, grace {grace} s): its worker is gone; the next worker or launcher "
+            f"of this study fails and re-queues it (hpsearch worker {study.study_name})"
+            for trial_id, age in sorted(ages.items(), key=lambda kv: running.get(kv[0], -1))
+            if trial_id in running and age > grace]
 
 
 def _cmd_studies(args: argparse.Namespace) -> int:

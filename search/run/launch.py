@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from search.errors import StudyError, WorkerError
 from search.report.progress import describe_trial, format_progress, read_progress
 from search.run.local_executor import ExecutionReport, LocalExecutor
+from search.run.reclaim import fail_trials_of
 from search.run.stop_rules import stop_reason
 from search.run.warm_start import check_source, config_to_params, import_trials
 from search.run.worker import worker_identity
@@ -29,7 +30,7 @@ from search.trial.objective import Objective
 from search.tuning.promote import PromotionReport, promote_best_trial
 from search.tuning.resolve import TunedLookup
 from storage import upgrade
-from storage.attrs import BASELINE_ATTR, CREATED_AT_ATTR, OVERRIDES_ATTR, RECOVERY_ATTR, WORKER_ATTR
+from storage.attrs import BASELINE_ATTR, CREATED_AT_ATTR, OVERRIDES_ATTR, RECOVERY_ATTR
 from storage.connections import connection_budget
 from storage.handle import OptunaSettings, StorageHandle, open_storage
 
@@ -291,12 +292,4 @@ def _store_for_proxied_workers(study: optuna.Study, spec: StudySpec,
 def _fail_trials_of(study: optuna.Study, identity: str, reason: str, max_retries: int) -> None:
     """Fail the RUNNING trials of a worker that died, now rather than after the heartbeat's
     grace period, and re-queue each with the same parameters (as the heartbeat would)."""
-    storage = study._storage  # the public Study API cannot fail another process's trial
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retries)
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.user_attrs.get(WORKER_ATTR) == identity:
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
-            if storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
-                retry(study, storage.get_trial(t._trial_id))
+    fail_trials_of(study, identity, reason, max_retries)

@@ -34,32 +34,65 @@ class ExecutionReport:
 
 
 def _process_main(spec: StudySpec, storage_url: str, index: int, threads: int,
-                  results: mp.Queue) -> None:
-    """A worker process: its own storage handle (one engine per process) from the URL."""
+                  results: mp.Queue, launcher_pid: int | None = None) -> None:
+    """A worker process: its own storage handle (one engine per process) from the URL.
+    ``launcher_pid``: the launcher it dies with (search/run/lifeline.py); None: it outlives
+    the launcher."""
     from search.errors import HpsearchError
     from search.run.worker import run_worker
     from storage import StorageError, open_storage
 
     logging.basicConfig(level=logging.WARNING, format=f"[worker {index}] %(levelname)s %(message)s")
     try:
-        summary = run_worker(spec, open_storage(storage_url, allow_grpc=True),
-                             worker_index=index, threads=threads)
+        storage = open_storage(storage_url, allow_grpc=True)
+        if launcher_pid is not None:
+            from search.run.lifeline import tie_to_launcher
+
+            tie_to_launcher(launcher_pid,
+                            lambda reason: _fail_own_trials(spec, storage_url, reason),
+                            freeze=storage.freeze)
+        summary = run_worker(spec, storage, worker_index=index, threads=threads)
     except (HpsearchError, StorageError) as exc:
         results.put(("error", index, str(exc)))
         raise SystemExit(_EXIT_GAVE_UP) from None
     results.put(("done", index, summary.trials_run))
 
 
+def _fail_own_trials(spec: StudySpec, storage_url: str, reason: str) -> None:
+    """This worker's launcher died: fail and re-queue this process's running trials (on a
+    storage of its own: the worker's may be in the middle of a call)."""
+    import optuna
+
+    from search.run.reclaim import fail_trials_of
+    from search.run.worker import worker_identity
+    from storage import open_storage
+
+    handle = open_storage(storage_url, allow_grpc=True)
+    try:
+        study = optuna.load_study(study_name=spec.name, storage=handle.optuna())
+        failed = fail_trials_of(study, worker_identity(), reason,
+                                spec.fault_tolerance.max_retries)
+        log.error("failed and re-queued trial(s) %s", failed or "none")
+    finally:
+        handle.close()
+
+
 class LocalExecutor:
     name = "local"
 
     def __init__(self, workers: int, *, threads_per_worker: int | None = None,
-                 max_restarts: int | None = None) -> None:
+                 max_restarts: int | None = None, outlive_launcher: bool = False,
+                 stop_timeout_s: float = 10.0) -> None:
+        """``outlive_launcher``: workers keep running if the launcher process dies (by
+        default they fail and re-queue their trials and exit). ``stop_timeout_s``: how long a
+        worker asked to stop (SIGTERM) has before it is killed."""
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = workers
         self.threads = threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
         self.max_restarts = workers if max_restarts is None else max_restarts
+        self.outlive_launcher = outlive_launcher
+        self.stop_timeout_s = stop_timeout_s
 
     def describe(self) -> str:
         return f"{self.workers} local workers"
@@ -74,7 +107,8 @@ class LocalExecutor:
 
         def start(index: int) -> None:
             proc = ctx.Process(target=_process_main, name=f"hpsearch-worker-{index}",
-                               args=(spec, storage_url, index, self.threads, results))
+                               args=(spec, storage_url, index, self.threads, results,
+                                     None if self.outlive_launcher else os.getpid()))
             proc.start()
             procs[index] = proc
             log.info("started worker %d (pid %s, %d threads)", index, proc.pid, self.threads)
@@ -105,11 +139,7 @@ class LocalExecutor:
                         start(next_index)
                         next_index += 1
         except BaseException:
-            for proc in procs.values():
-                proc.terminate()
-            for proc in procs.values():
-                proc.join(timeout=10)
-                on_worker_lost(proc.pid, proc.exitcode if proc.exitcode is not None else -15)
+            self._stop(procs.values(), on_worker_lost)
             raise
         finally:
             while True:
@@ -123,3 +153,21 @@ class LocalExecutor:
                     trials_run += int(payload)
         on_tick()
         return ExecutionReport(tuple(errors), tuple(lost), trials_run)
+
+    def _stop(self, procs: Any, on_worker_lost: Callable[[int, int], None]) -> None:
+        """Stop the workers (the launcher is stopping): SIGTERM, then SIGKILL for any still
+        alive after ``stop_timeout_s`` (a main thread stuck in a kernel never runs its signal
+        handler); then their running trials are failed and re-queued."""
+        procs = list(procs)
+        for proc in procs:
+            proc.terminate()
+        deadline = time.monotonic() + self.stop_timeout_s
+        for proc in procs:
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.warning("worker pid %s did not stop within %.0f s; killing it", proc.pid,
+                            self.stop_timeout_s)
+                proc.kill()
+                proc.join(timeout=5)
+        for proc in procs:
+            on_worker_lost(proc.pid, proc.exitcode if proc.exitcode is not None else -15)
