@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.search_replay.curves import early_rank_agreement
 from benchmarks.search_replay.grid_space import GridSpace
 from benchmarks.search_replay.metrics import StrategySummary, regret_curve, summarize
 from benchmarks.search_replay.peers import peers_available, replay_peer
@@ -67,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="processes running repetitions (default: all cores)")
     p.add_argument("--only", default="",
-                   help="comma-separated strategy names to run (random is always run)")
+                   help="comma-separated strategy names to run (random and the default always run)")
     p.add_argument("--candidates", action="store_true",
                    help="also run the settings tried when choosing hpsearch's default")
     return p
@@ -123,7 +124,7 @@ def _strategies(args: argparse.Namespace) -> tuple[list[Strategy], list[str]]:
     if args.candidates:
         chosen += candidate_strategies()
     if args.only:
-        wanted = {n.strip() for n in args.only.split(",")} | {RANDOM}
+        wanted = {n.strip() for n in args.only.split(",")} | {RANDOM, DEFAULT}
         chosen = [s for s in chosen if s.name in wanted]
     notes = []
     if not peers_available() and any(isinstance(s, PeerStrategy) for s in chosen):
@@ -140,9 +141,9 @@ def _table_lines(summaries: Sequence[StrategySummary], described: dict[str, str]
                  budget: float, tolerance: float, horizon: float) -> list[str]:
     rnd = next(s for s in summaries if s.name == RANDOM)
     head = (f"| strategy | runs to within {tolerance:g} pt: median [IQR] | reached | "
-            f"vs random | regret at {budget:g} runs (pt): median [IQR] | mean | trials | "
-            "completed | settings |")
-    lines = [head, "|" + " --- |" * 9]
+            f"vs random | regret at {budget:g} runs (pt): median [IQR] | mean | within "
+            f"{tolerance:g} pt at {budget:g} runs | trials | completed | settings |")
+    lines = [head, "|" + " --- |" * 10]
     for s in summaries:
         lo, hi = s.iqr_to_target
         rlo, rhi = s.iqr_regret
@@ -150,7 +151,8 @@ def _table_lines(summaries: Sequence[StrategySummary], described: dict[str, str]
             f"| {s.name} | {_fmt_runs(s.median_to_target)} [{_fmt_runs(lo)}, "
             f"{_fmt_runs(hi)}] | {s.reached}/{s.repetitions} | "
             f"{_times(s.median_to_target, rnd.median_to_target, horizon)}x | {s.median_regret:.2f} "
-            f"[{rlo:.2f}, {rhi:.2f}] | {s.mean_regret:.2f} | {s.trials:.0f} | "
+            f"[{rlo:.2f}, {rhi:.2f}] | {s.mean_regret:.2f} | "
+            f"{s.within_at_budget(tolerance)}/{s.repetitions} | {s.trials:.0f} | "
             f"{s.completed:.0f} | {described[s.name]} |")
     return lines
 
@@ -180,6 +182,34 @@ def _final_line(summaries: Sequence[StrategySummary], peers: set[str], horizon: 
             f"within 0.5 points; {p}x the best peer ({name})")
 
 
+def _curve_lines(grid: GridSpace) -> list[str]:
+    agreement = early_rank_agreement(grid)
+    if not agreement:
+        return []
+    top = agreement[0].top
+    return [
+        "what a pruner sees at each epoch (seed-0 runs): rank correlation of validation "
+        "accuracy with the configuration's worth, and how many of the "
+        f"{top} best configurations are in the top third",
+        "| epoch | " + " | ".join(str(a.epoch) for a in agreement) + " |",
+        "|" + " --- |" * (len(agreement) + 1),
+        "| Spearman | " + " | ".join(f"{a.spearman:.2f}" for a in agreement) + " |",
+        f"| top {top} kept | " + " | ".join(str(a.top_kept) for a in agreement) + " |",
+    ]
+
+
+def _exhaustive_line(grid: GridSpace) -> str:
+    """What trying every configuration once (seed 0) and keeping the best by validation would
+    return: the floor of what selection by validation can do on this table."""
+    table = grid.table
+    full = [table.lookup(c, table.seeds(c)[0]) for c in table.configs]
+    full = [r for r in full if not r.diverged]
+    pick = max(full, key=lambda r: r.best_val_acc)
+    regret = 100 * (grid.best[1] - grid.worth[pick.config])
+    return (f"every configuration once, best by validation: {pick.config.label()}, regret "
+            f"{regret:.2f} points")
+
+
 def _describe_table(table: Table, source: str, grid: GridSpace) -> list[str]:
     rec = table.header.recording
     best, worth = grid.best
@@ -189,6 +219,7 @@ def _describe_table(table: Table, source: str, grid: GridSpace) -> list[str]:
         f"{len(table.configs)} configurations)",
         f"best configuration: {best.label()}, holdout accuracy {100 * worth:.2f}% "
         f"(mean over its {len(table.seeds(best))} seed(s))",
+        _exhaustive_line(grid),
         f"one full run: {grid.full_run_cpu_seconds:.1f} CPU seconds "
         f"({table.header.grid.epochs} epochs, mean over the table)",
     ]
@@ -228,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "answered by the nearest recorded configuration")
     lines.append("")
     lines += _table_lines(summaries, described, args.budget, args.tolerance, args.horizon)
+    lines.append("")
+    lines += _curve_lines(grid)
     lines.append("")
     peers = {s.name for s in strategies if isinstance(s, PeerStrategy)}
     final = _final_line(summaries, peers, args.horizon)

@@ -63,6 +63,10 @@ class StrategySummary:
     def iqr_regret(self) -> tuple[float, float]:
         return quantile(self.regret_at_budget, 0.25), quantile(self.regret_at_budget, 0.75)
 
+    def within_at_budget(self, tolerance_points: float) -> int:
+        """Repetitions whose returned configuration is within the tolerance at the budget."""
+        return sum(r <= tolerance_points + 1e-9 for r in self.regret_at_budget)
+
     @property
     def mean_regret(self) -> float:
         return sum(self.regret_at_budget) / len(self.regret_at_budget)
