@@ -14,8 +14,9 @@
   as a study spec ``hpsearch launch`` accepts. Narrowing needs evidence: a range narrows only
   around at least ``MIN_TRIALS_TO_NARROW`` ranked trials; a categorical choice is dropped only
   when ``MIN_LOSERS_TO_DROP`` or more trials tried it and none reached the top (a choice too
-  few trials tried stays); gamma and milestones narrow only around top trials that trained
-  past their first milestone (in the others they did nothing);
+  few trials tried stays); a value every top trial shares keeps its neighbours (up to the
+  nearest values other trials tried); gamma and milestones narrow only around top trials that
+  trained past their first milestone (in the others they did nothing);
 - parameter importances only from ``MIN_COMPLETE_FOR_IMPORTANCE`` completed trials or more.
 
 Accuracies are fractions in the data and percentages in the text, as in the analysis.
@@ -202,6 +203,19 @@ def next_round(spec: Mapping[str, Any], trials: Sequence[FrozenTrial], *,
         names = ([f"{name}_{i}" for i in range(1, p["count"] + 1)]
                  if p["type"] == "milestones" else [name])
         values = [float(t.params[n]) for t in basis for n in names if n in t.params]
+        if p["type"] != "milestones" and len(set(values)) == 1:
+            # One shared value (an enqueued default, say) says nothing about its neighbours:
+            # the range keeps them, up to the nearest values other trials tried.
+            tried = {float(r.trial.params[name]) for r in ranked if name in r.trial.params}
+            low = max((v for v in tried if v < values[0]), default=float(p["low"]))
+            high = min((v for v in tried if v > values[0]), default=float(p["high"]))
+            if p["type"] == "int":
+                low, high = math.floor(low), math.ceil(high)
+            space[name] = dict(p, low=low, high=high)
+            reasons.append(f"{name}: [{_fmt(low)}, {_fmt(high)}]: the top {len(basis)} trials "
+                           f"all used {_fmt(values[0])}, so the range keeps its neighbours up to "
+                           "the nearest values other trials tried (or the searched edge)")
+            continue
         low, high, why = _narrow(values, p)
         entry = dict(p, low=low, high=high)
         if p["type"] == "int":

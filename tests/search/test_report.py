@@ -357,3 +357,15 @@ def test_report_page_renders_interactive_figures_offline_in_headless_chromium(
     shot = screenshot(files.html.as_uri(), tmp_path / "report.png", tmp_path / "profile",
                       height=1600)
     assert shot.stat().st_size > 30_000
+
+
+def test_a_value_every_top_trial_shares_keeps_its_neighbours(sqlite_url: str) -> None:
+    study = _short_round(sqlite_url, extra_complete=4)
+    spec, reasons = next_round(SHORT_SPEC, study.trials)
+    # The top 5 all ran weight decay 1e-4; others tried 1e-5..4e-5 below it and nothing above
+    assert spec["space"]["weight_decay"] == dict(SHORT_SPEC["space"]["weight_decay"],
+                                                 low=pytest.approx(4e-5), high=1e-3)
+    assert ("weight_decay: [4e-05, 0.001]: the top 5 trials all used 0.0001, so the range keeps "
+            "its neighbours up to the nearest values other trials tried (or the searched edge)"
+            ) in reasons
+    parse_spec(spec)
