@@ -86,17 +86,14 @@ class FieldType:
         if self.kind == "str":
             return text
         if self.kind == "any":
-            return yaml.safe_load(text)
+            return _yaml_or_text(text)
         if self.kind == "seq":
             return self._seq_from_text(stripped)
-        return self._scalar(yaml.safe_load(stripped) if stripped else None, stripped)
+        return self._scalar(_yaml_or_text(stripped), stripped)
 
     def _seq_from_text(self, text: str) -> Any:
         assert self.item is not None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise ValueError(text) from None
+        loaded = _yaml_or_text(text)
         if not isinstance(loaded, list):
             loaded = [] if loaded is None else [s.strip() for s in text.strip("[]").split(",")]
         values = [self.item.from_text(v) if isinstance(v, str) else self.item._scalar(v, str(v))
@@ -123,6 +120,17 @@ class FieldType:
         if self.kind == "float":
             return float(number)
         return loaded
+
+
+def _yaml_or_text(text: str) -> Any:
+    """``text`` read as YAML (``[3, 6]``, ``true``); the text itself where it is no YAML value
+    (``=``, ``[1,``), so the type check, not the YAML reader, says what is wrong."""
+    if not text:
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def field_types(config_cls: type) -> dict[str, FieldType]:

@@ -112,6 +112,12 @@ def rehearse(sampler: ComponentSpec, pruner: ComponentSpec, space: tuple[ParamSp
                         trial.should_prune()
                 component = sampler
                 study.tell(trial, [float(i)] * len(directions))
+            except ImportError as exc:  # e.g. CmaEsSampler without the cmaes package
+                kind = "sampler" if component is sampler else "pruner"
+                raise SpecError(f"{kind}: {kind} {component.name!r} needs a package that is not "
+                                f"installed ({exc}); install it (pip install "
+                                f"{exc.name or 'it'}) here and wherever workers run, or choose "
+                                f"another {kind}") from None
             except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
                 kind = "sampler" if component is sampler else "pruner"
                 raise SpecError(f"{kind}: {kind} {component.name!r} with options "

@@ -101,12 +101,15 @@ def to_optuna_params(space: tuple[ParamSpec, ...], values: Mapping[str, Any], ep
         if value is None:
             raise OutsideSpace(f"{p.name}: no value")
         if p.type != "milestones":
-            if not p.contains(value):
+            if (isinstance(value, bool) and p.type != "categorical") or not p.contains(value):
                 raise OutsideSpace(f"{p.name}: {value!r} is outside the space {p.describe()}")
             out[p.name] = value
             continue
+        if not isinstance(value, list | tuple):
+            raise OutsideSpace(f"{p.name}: expected a list of {p.count} increasing whole "
+                               f"epochs, got {value!r}")
         value = list(value)
-        as_epochs = all(isinstance(m, int) for m in value)
+        as_epochs = all(isinstance(m, int) and not isinstance(m, bool) for m in value)
         as_fractions = all(isinstance(m, float) and 0 < m < 1 for m in value)
         if not (as_epochs or as_fractions) or len(value) != p.count \
                 or sorted(set(value)) != value:
