@@ -16,6 +16,8 @@ TUNED_SNAPSHOT_ATTR = "hps_tuned_defaults"
 WORKER_ATTR = "worker"
 NODE_ATTR = "node"
 ARTIFACT_ATTR = "checkpoint_artifact"
+# Trial user attribute: a retry's checkpoint could not be read whole and was set aside.
+CHECKPOINT_WARNING_ATTR = "checkpoint_warning"
 BASELINE_ATTR = "hps_baseline"
 FAIL_KIND_ATTR = "fail_kind"
 RETRY_OF_ATTR = "retry_of"

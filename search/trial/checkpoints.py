@@ -31,7 +31,8 @@ from urllib.parse import urlparse
 import optuna
 
 from search.errors import SpecError
-from storage.attrs import ARTIFACT_ATTR
+from storage.attrs import ARTIFACT_ATTR, CHECKPOINT_WARNING_ATTR
+from trainers.checkpoint_file import file_problem, has_checksum, set_aside
 
 __all__ = ["TrialCheckpoints", "open_artifact_store"]
 
@@ -101,10 +102,36 @@ class TrialCheckpoints:
                 and (t.number == self.first or t.system_attrs.get("failed_trial") == self.first)]
 
     def restore(self) -> int | None:
-        """Put the newest checkpoint an earlier attempt uploaded where the trainer looks;
-        returns its epoch, or None (nothing uploaded, or no artifact store)."""
-        if self.store is None or not self.is_retry:
+        """Before a retry trains: put the newest checkpoint an earlier attempt uploaded where
+        the trainer looks (with an artifact store), then check the checkpoint the retry would
+        resume from. One that cannot be read whole is set aside (its directory renamed
+        ``trial-<n>.corrupt-<time>``), the trial's ``checkpoint_warning`` attribute says so,
+        and the retry starts from scratch. Returns the restored upload's epoch, or None."""
+        if not self.is_retry:
             return None
+        epoch = self._download() if self.store is not None else None
+        problem = self._problem()
+        if problem is None:
+            return epoch
+        moved = set_aside(self.directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        warning = f"{problem}; set aside as {str(moved)!r}, the retry starts from scratch"
+        log.warning("trial %d: %s", self.trial.number, warning)
+        self.trial.set_user_attr(CHECKPOINT_WARNING_ATTR, warning)
+        return None
+
+    def _problem(self) -> str | None:
+        path = self.directory / _CHECKPOINT_FILE
+        if not path.exists():
+            return None
+        if has_checksum(path):
+            return file_problem(path)  # the checksum says whether it is whole; no torch
+        from trainers.checkpoint import checkpoint_problem  # an older file: try loading it
+
+        return checkpoint_problem(self.directory)
+
+    def _download(self) -> int | None:
+        """The newest upload of an earlier attempt, into ``directory``; its epoch or None."""
         uploads = [t.user_attrs[ARTIFACT_ATTR] for t in self._attempts()
                    if ARTIFACT_ATTR in t.user_attrs]
         if not uploads:

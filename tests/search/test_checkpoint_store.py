@@ -24,6 +24,7 @@ from search.errors import SpecError
 from search.trial.checkpoints import TrialCheckpoints, open_artifact_store
 from storage.attrs import ARTIFACT_ATTR
 from tests.conftest import running_trial_past_epoch
+from trainers.checkpoint import save_checkpoint
 
 BIN = Path(sys.executable).parent
 
@@ -49,14 +50,15 @@ def test_uploads_on_change_restores_the_newest_to_a_retry_and_cleans_up(
     assert not a.is_retry and a.restore() is None
     a.after_epoch(1)  # nothing written yet: nothing uploaded
     assert list(store_dir.iterdir()) == []
-    (a.directory / "last.pt").write_bytes(b"epoch one")
+    save_checkpoint(a.directory, {"epoch": 1})
     a.after_epoch(1)
     a.after_epoch(1)  # unchanged: not uploaded again
     assert len(list(store_dir.iterdir())) == 1
     time.sleep(0.01)
-    (a.directory / "last.pt").write_bytes(b"epoch two!")
+    save_checkpoint(a.directory, {"epoch": 2, "more": "a longer file"})
+    two = (a.directory / "last.pt").read_bytes()
     a.after_epoch(2)
-    assert [p.read_bytes() for p in store_dir.iterdir()] == [b"epoch two!"]  # old one removed
+    assert [p.read_bytes() for p in store_dir.iterdir()] == [two]  # old one removed
     uploaded = study.trials[first.number].user_attrs[ARTIFACT_ATTR]
     assert uploaded["epoch"] == 2
 
@@ -64,7 +66,7 @@ def test_uploads_on_change_restores_the_newest_to_a_retry_and_cleans_up(
     b = TrialCheckpoints(second, study_name="ckpt", checkpoint_dir=None, artifact_store=store)
     assert b.is_retry and b.first == first.number and b.directory != a.directory
     assert b.restore() == 2
-    assert (b.directory / "last.pt").read_bytes() == b"epoch two!"
+    assert (b.directory / "last.pt").read_bytes() == two
     b.finished()
     assert list(store_dir.iterdir()) == [] and not b.directory.exists()
 
