@@ -63,7 +63,9 @@ def _add_launch(sub: Any, storage: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int, help="override the trial budget")
     p.add_argument("--workers", type=int, help="override the number of local workers")
     p.add_argument("--epochs", type=int, help="rescale the study to this epoch budget "
-                   "(patience, baselines and pruner resources scale with it)")
+                   "(patience, baselines and pruner resources scale with it, within floors: "
+                   "patience >= 3 epochs and a pruner's first decision >= max(2, 10%% of the "
+                   "epochs), unless the spec asked for less; the launch prints what it used)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a fixed trainer setting, e.g. --set dataset=train.tar.gz")
     p.set_defaults(func=_cmd_launch)
