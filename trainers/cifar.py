@@ -38,6 +38,7 @@ from trainers.checkpoint import restore_run, save_run
 from trainers.contract import TrainerInfo
 from trainers.data import (
     ImageData,
+    check_image_folder,
     load_cifar10,
     load_image_folder,
     random_crop_flip,
@@ -170,6 +171,10 @@ def preflight(cfg: CifarConfig) -> None:
         if not Path(source).expanduser().exists():
             raise ValueError(f"{name} {source!r} does not exist; give an image-folder "
                              "directory, a .tar/.tar.gz of one, 'cifar10' or 'synthetic'")
+        try:  # every image read once (the cache trials load is built on the way)
+            check_image_folder(source, cache_dir=Path(cfg.cache_dir).expanduser())
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
 
 
 def _positive(cfg: CifarConfig, *names: str) -> None:

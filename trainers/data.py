@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "ImageData",
+    "check_image_folder",
     "load_cifar10",
     "load_image_folder",
     "random_crop_flip",
@@ -146,7 +147,7 @@ def load_image_folder(source: str | os.PathLike[str], *, cache_dir: str | os.Pat
     if not path.exists():
         raise FileNotFoundError(f"data source {str(path)!r} does not exist; give an image-folder "
                                 "directory or a .tar/.tar.gz of one")
-    cache = Path(cache_dir).expanduser() / f"{path.name}-{_source_key(path)}.pt"
+    cache = _cache_path(path, cache_dir)
     if cache.exists():
         blob = torch.load(cache, weights_only=True)
         log.info("loaded %d images from cache %s", len(blob["labels"]), cache)
@@ -159,6 +160,25 @@ def load_image_folder(source: str | os.PathLike[str], *, cache_dir: str | os.Pat
     os.replace(tmp, cache)  # atomic: parallel workers never read a half-written cache
     log.info("decoded %d images from %s; cached at %s", len(data), path, cache)
     return data
+
+
+def check_image_folder(source: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str]
+                       ) -> None:
+    """Read every image of an image-folder source once, before any trial: what ``train`` would
+    meet (an empty folder, an archive of no images, an image that cannot be decoded, one of
+    another size) raises ValueError naming the file. The decoded cache is built on the way, so
+    trials pay nothing for it; once it exists, this is a look-up."""
+    path = Path(source).expanduser().resolve()
+    if not path.exists():
+        raise ValueError(f"data source {str(path)!r} does not exist; give an image-folder "
+                         "directory or a .tar/.tar.gz of one")
+    if _cache_path(path, cache_dir).exists():
+        return  # written only after every image decoded
+    load_image_folder(path, cache_dir=cache_dir)
+
+
+def _cache_path(path: Path, cache_dir: str | os.PathLike[str]) -> Path:
+    return Path(cache_dir).expanduser() / f"{path.name}-{_source_key(path)}.pt"
 
 
 def _source_key(path: Path) -> str:
@@ -181,12 +201,19 @@ def _dir_members(root: Path) -> Iterator[tuple[str, bytes]]:
 
 
 def _tar_members(archive: Path) -> Iterator[tuple[str, bytes]]:
-    with tarfile.open(archive) as tar:
-        for member in tar:
-            if member.isfile() and Path(member.name).suffix.lower() in _IMAGE_SUFFIXES:
-                handle = tar.extractfile(member)
-                if handle is not None:
-                    yield member.name, handle.read()
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                if member.isfile() and Path(member.name).suffix.lower() in _IMAGE_SUFFIXES:
+                    handle = tar.extractfile(member)
+                    if handle is not None:
+                        yield member.name, handle.read()
+    except (tarfile.TarError, EOFError, OSError) as exc:  # not a tar, or damaged, or cut short
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(":")
+        if "opened successfully" in reason:  # tarfile tried every compression
+            reason = "not a tar archive"
+        raise ValueError(f"{str(archive)!r} cannot be read as a .tar/.tar.gz ({reason}); give an "
+                         "image-folder directory or a whole archive of one") from None
 
 
 def _decode(members: Iterator[tuple[str, bytes]], source: str) -> ImageData:
@@ -197,16 +224,22 @@ def _decode(members: Iterator[tuple[str, bytes]], source: str) -> ImageData:
         parts = Path(name).parts
         if len(parts) < 2:
             continue  # a file at the top level has no class folder
-        with Image.open(io.BytesIO(payload)) as img:
-            rgb = img.convert("RGB")
-            if rgb.size != (_SIDE, _SIDE):
-                raise ValueError(f"image {name!r} in {source!r} is {rgb.size[0]}x{rgb.size[1]}; "
-                                 f"this trainer expects {_SIDE}x{_SIDE} CIFAR-sized images")
-            pixels = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
+        try:
+            with Image.open(io.BytesIO(payload)) as img:
+                rgb = img.convert("RGB")
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL: unidentified, truncated
+            what = "is empty (0 bytes)" if not payload else f"cannot be decoded ({exc})"
+            raise ValueError(f"image {name!r} in {source!r} {what}; remove or replace it"
+                             ) from None
+        if rgb.size != (_SIDE, _SIDE):
+            raise ValueError(f"image {name!r} in {source!r} is {rgb.size[0]}x{rgb.size[1]}; "
+                             f"this trainer expects {_SIDE}x{_SIDE} CIFAR-sized images")
+        pixels = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
         by_class.setdefault(parts[-2], []).append(pixels.view(_SIDE, _SIDE, 3).permute(2, 0, 1))
     if len(by_class) < 2:
         raise ValueError(f"{source!r} holds images in {len(by_class)} class folder(s); an image "
-                         "folder needs root/<class>/<image> with at least two classes")
+                         "folder needs root/<class>/<image> with at least two classes (images: "
+                         f"{', '.join(_IMAGE_SUFFIXES)})")
     classes = tuple(sorted(by_class))
     images = torch.stack([img for c in classes for img in by_class[c]])
     labels = torch.cat([torch.full((len(by_class[c]),), i, dtype=torch.int64)

@@ -50,6 +50,7 @@ from trainers.multitask_data import (
     ClassificationFiles,
     EvalSet,
     SegmentationFiles,
+    check_classification_source,
     classification_splits,
     segmentation_splits,
 )
@@ -228,6 +229,12 @@ def preflight(cfg: MultitaskConfig) -> None:
     if cfg.cls_dataset != _SYNTHETIC_CLS and not Path(cfg.cls_dataset).expanduser().exists():
         raise ValueError(f"cls_dataset {cfg.cls_dataset!r} does not exist; give an image-folder "
                          "tree (ImageNet layout), a .tar/.tar.gz of one, or 'synthetic'")
+    if cfg.cls_dataset != _SYNTHETIC_CLS:  # every image header read once
+        try:
+            check_classification_source(cfg.cls_dataset,
+                                        cache_dir=Path(cfg.cache_dir).expanduser())
+        except ValueError as exc:
+            raise ValueError(f"cls_dataset: {exc}") from None
     if cfg.seg_dataset not in _SYNTHETIC_SEG and not Path(cfg.seg_dataset).expanduser().is_dir():
         raise ValueError(f"seg_dataset {cfg.seg_dataset!r} is not a directory; give a COCO root, "
                          f"a VOC root, or one of {list(_SYNTHETIC_SEG)}")

@@ -39,6 +39,7 @@ __all__ = [
     "ClassificationFiles",
     "EvalSet",
     "SegmentationFiles",
+    "check_classification_source",
     "classification_splits",
     "segmentation_splits",
 ]
@@ -82,6 +83,65 @@ def classification_splits(source: str, *, size: int, cache_dir: Path, val_fracti
     data = _folder(root, size)
     train_idx, val_idx = _stratified(data.labels, val_fraction, seed)
     return data.subset(train_idx), data.subset(val_idx)
+
+
+def check_classification_source(source: str, *, cache_dir: Path) -> None:
+    """Read the header of every image of a classification source once, before any trial: an
+    empty folder, an archive of no images, a file that is not an image (a zero-byte JPEG, a
+    text file named .jpg) raise ValueError naming it. An archive is unpacked into the cache
+    on the way, as the trainer would. A source that passed is remembered in the cache (keyed
+    by its folders' listings), so later checks are a look-up."""
+    path = Path(source).expanduser()
+    try:
+        root = _unpacked(path, cache_dir)
+    except FileNotFoundError as exc:
+        raise ValueError(str(exc)) from None
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(":")
+        if "opened successfully" in reason:  # tarfile tried every compression
+            reason = "not a tar archive"
+        raise ValueError(f"{str(path)!r} cannot be read as a .tar/.tar.gz ({reason}); give an "
+                         "image-folder tree or a whole archive of one") from None
+    marker = cache_dir.expanduser() / f".checked-{root.name}-{_listing_key(root)}"
+    if marker.exists():
+        return
+    train_dir, val_dir = root / "train", root / "val"
+    if train_dir.is_dir() and val_dir.is_dir():
+        train = _folder(train_dir, 1)
+        files = train.files + _folder(val_dir, 1, classes=train.classes).files
+    else:
+        files = _folder(root, 1).files
+    for file in files:
+        _check_header(file)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+def _check_header(path: Path) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):  # reads the header only
+            pass
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        empty = path.stat().st_size == 0 if path.exists() else False
+        what = "is empty (0 bytes)" if empty else f"is not an image PIL can read ({exc})"
+        raise ValueError(f"image {str(path)!r} {what}; remove or replace it") from None
+
+
+def _listing_key(root: Path) -> str:
+    """A key that changes when a file is added to or removed from the tree (its folders'
+    modification times and entry counts, down to root/train/<class>)."""
+    parts = [str(root.resolve())]
+    level = [root]
+    for _ in range(3):
+        below: list[Path] = []
+        for folder in level:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            parts.append(f"{folder.relative_to(root)}|{folder.stat().st_mtime_ns}|{len(entries)}")
+            below += [Path(e.path) for e in entries if e.is_dir()]
+        level = below
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def _folder(root: Path, size: int, classes: tuple[str, ...] | None = None
