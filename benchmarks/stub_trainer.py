@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ class Config:
     epochs: int = 10
     seed: int = 0
     checkpoint_dir: str | None = None
+    seed_noise: float = 0.0  # each seed shifts the curve by up to this much, reproducibly
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -49,6 +51,7 @@ SEARCH = TrainerInfo(
     key_fields=("model", "optimizer", "dataset"),
     regime_fields=("epochs",),
     dataset_key=_dataset_key,
+    regime_scaled=("epochs",),
 )
 
 
@@ -64,6 +67,7 @@ def preflight(cfg: Config) -> None:
 def train(cfg: Config, reporter: Reporter | None = None) -> dict[str, Any]:
     reporter = reporter or NullReporter()
     height = curve_height(cfg.lr, cfg.weight_decay)
+    height += cfg.seed_noise * random.Random(cfg.seed).uniform(-1.0, 1.0)
     best = 0.0
     for epoch in range(1, cfg.epochs + 1):
         value = height * (1 - math.exp(-epoch / 3))

@@ -114,8 +114,7 @@ def resolve_config(*, trainer: str = "cifar", model: str | None = None,
     ``dataset`` and ``overrides``). ``.config`` is the trainer's frozen config, ``.sources``
     says where each value came from, ``.notes`` what was rescaled."""
     from search.study.trainers import get_trainer
-    from search.tuning.resolve import TunedLookup
-    from search.tuning.resolve import resolve_config as resolve_layers
+    from search.tuning.resolve import TunedLookup, resolve_tuned
     from storage import open_storage
 
     explicit: dict[str, Any] = {k: v for k, v in (
@@ -124,11 +123,9 @@ def resolve_config(*, trainer: str = "cifar", model: str | None = None,
     entry = get_trainer(trainer)
     handle = open_storage(storage)
     try:
-        tuned = TunedLookup(handle)(entry, explicit)
+        return resolve_tuned(entry, explicit, TunedLookup(handle), scaling_rule=scaling_rule)
     finally:
         handle.close()  # the resolution holds no storage: give its connections back now
-    return resolve_layers(entry, explicit=explicit, tuned=tuned[0] if tuned else None,
-                          tuned_row_id=tuned[1] if tuned else None, scaling_rule=scaling_rule)
 
 
 def promote(study_name: str, *, storage: str | None = None, extra_seeds: int = 2,
@@ -136,7 +133,7 @@ def promote(study_name: str, *, storage: str | None = None, extra_seeds: int = 2
             on_line: Callable[[str], None] | None = None) -> PromotionReport:
     """``hpsearch defaults promote``: re-measure the study's best trial (or ``trial``) on
     ``extra_seeds`` more seeds and make it the tuned default if its mean beats the current row
-    (or always, with ``force``). ``.outcome.promoted`` says whether it did."""
+    (or always, with ``force``). ``.promoted`` says whether it did, ``.reason`` why."""
     from search.study.stored import load_study, read_spec
     from search.tuning.promote import promote_best_trial
     from storage import open_storage

@@ -1,13 +1,19 @@
-"""The tuned-defaults table: append-only rows keyed by (trainer, model, optimizer, dataset).
+"""The tuned-defaults table: append-only rows keyed by (trainer, model, optimizer, dataset),
+each measured in a regime (the trainer's model width, data sizes, epochs, ...): one current row
+per key and regime.
 
-Promotion never edits a row's values: it inserts a new row and moves the ``is_current`` flag,
-in one transaction. Racing promotions stay correct: the current row is locked (``FOR UPDATE`` on
+Promotion never edits a row's values: it inserts a new row and moves the ``is_current`` flag of
+the row for the same regime, in one transaction. Whether a candidate deserves it is decided by
+the caller (a paired re-measurement, search/tuning/promote.py), which names the row it beat;
+if another promotion made a different row current meanwhile, the values decide, as they do for
+racers. Racing promotions stay correct: the current row is locked (``FOR UPDATE`` on
 PostgreSQL; SQLite serialises writers), and two racers that both saw no current row collide on
 the partial unique index, so the loser retries, sees the winner's row and compares against it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +26,7 @@ from storage.errors import StorageError
 from storage.tables import tuned_defaults
 
 __all__ = ["DefaultsKey", "PromotionOutcome", "TunedDefault", "current_default",
-           "default_history", "list_current", "promote"]
+           "current_rows", "default_history", "list_current", "promote", "regime_key"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,13 @@ class TunedDefault:
     note: str | None
     is_current: bool
     created_at: datetime
+    regime: Mapping[str, Any] | None = None  # None: measured before regimes were recorded
+
+
+def regime_key(regime: Mapping[str, Any] | None) -> str:
+    """The canonical text of a regime: the unique index allows one current row per key and
+    regime_key."""
+    return "" if regime is None else json.dumps(dict(regime), sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)
@@ -75,7 +88,8 @@ def _row(r: Any) -> TunedDefault:
         params=dict(r.params), metric=r.metric, metric_value=r.metric_value, n_seeds=r.n_seeds,
         source=r.source, study_name=r.study_name, trial_number=r.trial_number,
         code_version=r.code_version, library_versions=r.library_versions, note=r.note,
-        is_current=bool(r.is_current), created_at=r.created_at)
+        is_current=bool(r.is_current), created_at=r.created_at,
+        regime=None if r.regime is None else dict(r.regime))
 
 
 def _require_table(engine: sa.Engine) -> None:
@@ -84,12 +98,24 @@ def _require_table(engine: sa.Engine) -> None:
                            "'hpsearch db upgrade' first")
 
 
-def current_default(engine: sa.Engine, key: DefaultsKey) -> TunedDefault | None:
+def current_default(engine: sa.Engine, key: DefaultsKey,
+                    regime: Mapping[str, Any] | None = None) -> TunedDefault | None:
+    """The current row of ``key`` measured in exactly ``regime`` (None: the row without one)."""
     _require_table(engine)
     with engine.connect() as conn:
         r = conn.execute(sa.select(tuned_defaults).where(
-            *key.as_filter(), tuned_defaults.c.is_current)).first()
+            *key.as_filter(), tuned_defaults.c.is_current,
+            tuned_defaults.c.regime_key == regime_key(regime))).first()
     return None if r is None else _row(r)
+
+
+def current_rows(engine: sa.Engine, key: DefaultsKey) -> list[TunedDefault]:
+    """Every current row of ``key``, one per regime, oldest first."""
+    _require_table(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(tuned_defaults).where(
+            *key.as_filter(), tuned_defaults.c.is_current).order_by(tuned_defaults.c.id))
+        return [_row(r) for r in rows]
 
 
 def list_current(engine: sa.Engine, **filters: str | None) -> list[TunedDefault]:
@@ -115,10 +141,13 @@ def default_history(engine: sa.Engine, key: DefaultsKey) -> list[TunedDefault]:
 def promote(engine: sa.Engine, key: DefaultsKey, *, params: Mapping[str, Any], metric: str,
             value: float, n_seeds: int, study_name: str | None, trial_number: int | None,
             code_version: str | None, library_versions: Mapping[str, str] | None,
-            higher_is_better: bool = True, force: bool = False, note: str | None = None
+            higher_is_better: bool = True, force: bool = False, note: str | None = None,
+            regime: Mapping[str, Any] | None = None, beats: int | None = None
             ) -> PromotionOutcome:
-    """Insert a measured row and make it current if it beats the current row on the same
-    metric (or there is none comparable, or ``force``)."""
+    """Insert a measured row for ``regime`` and make it current if it beats the current row of
+    that regime: ``beats`` names the row the caller's own comparison beat (then it is replaced);
+    any other current row is compared on the same metric's value. ``force`` replaces it
+    regardless."""
     _require_table(engine)
     for attempt in range(_RETRIES):
         try:
@@ -126,7 +155,8 @@ def promote(engine: sa.Engine, key: DefaultsKey, *, params: Mapping[str, Any], m
                                  n_seeds=n_seeds, study_name=study_name,
                                  trial_number=trial_number, code_version=code_version,
                                  library_versions=library_versions,
-                                 higher_is_better=higher_is_better, force=force, note=note)
+                                 higher_is_better=higher_is_better, force=force, note=note,
+                                 regime=regime, beats=beats)
         except sa.exc.IntegrityError:
             log.info("promotion of %s raced another one (attempt %d); retrying", key, attempt + 1)
     raise StorageError(f"promotion of {key} lost {_RETRIES} races in a row; try again")
@@ -136,15 +166,18 @@ def _promote_once(engine: sa.Engine, key: DefaultsKey, *, params: Mapping[str, A
                   metric: str, value: float, n_seeds: int, study_name: str | None,
                   trial_number: int | None, code_version: str | None,
                   library_versions: Mapping[str, str] | None, higher_is_better: bool,
-                  force: bool, note: str | None) -> PromotionOutcome:
+                  force: bool, note: str | None, regime: Mapping[str, Any] | None,
+                  beats: int | None) -> PromotionOutcome:
     t = tuned_defaults
+    rkey = regime_key(regime)
     with engine.begin() as conn:
-        query = sa.select(t).where(*key.as_filter(), t.c.is_current)
+        query = sa.select(t).where(*key.as_filter(), t.c.is_current, t.c.regime_key == rkey)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
         current = conn.execute(query).first()
         previous = None if current is None else _row(current)
-        if previous is not None and not force and previous.metric == metric \
+        decided = previous is not None and beats is not None and previous.id == beats
+        if previous is not None and not force and not decided and previous.metric == metric \
                 and previous.metric_value is not None:
             better = (value > previous.metric_value if higher_is_better
                       else value < previous.metric_value)
@@ -161,12 +194,15 @@ def _promote_once(engine: sa.Engine, key: DefaultsKey, *, params: Mapping[str, A
             source="measured", study_name=study_name, trial_number=trial_number,
             code_version=code_version, library_versions=dict(library_versions or {}),
             note=note, is_current=True, created_at=datetime.now(timezone.utc),
+            regime=None if regime is None else dict(regime), regime_key=rkey,
         ).returning(t.c.id)).scalar_one()
         row = _row(conn.execute(sa.select(t).where(t.c.id == new_id)).one())
     if previous is None:
         reason = "no current row: promoted"
     elif force:
         reason = f"forced over row {previous.id}"
+    elif decided:
+        reason = f"beats row {previous.id} measured on the same seeds"
     elif previous.metric_value is None:
         reason = f"replaces the {previous.source} row {previous.id}, which has no measurement"
     else:

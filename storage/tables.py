@@ -2,7 +2,7 @@
 Alembic.
 
 Tuned defaults are append-only: a promotion inserts a row and moves the ``is_current`` flag; a
-partial unique index allows one current row per (trainer, model, optimizer, dataset).
+partial unique index allows one current row per (trainer, model, optimizer, dataset, regime).
 Registry versions are immutable; aliases live in their own table because they move.
 """
 
@@ -35,11 +35,15 @@ tuned_defaults = sa.Table(
     sa.Column("note", sa.Text, nullable=True),
     sa.Column("is_current", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # The regime the row was measured in (JSON) and its canonical text; NULL/'' for rows
+    # measured before regimes were recorded (migration 0003).
+    sa.Column("regime", sa.JSON, nullable=True),
+    sa.Column("regime_key", sa.String(1024), nullable=False, server_default=""),
 )
 sa.Index(
     "hps_tuned_defaults_one_current",
     tuned_defaults.c.trainer, tuned_defaults.c.model, tuned_defaults.c.optimizer,
-    tuned_defaults.c.dataset,
+    tuned_defaults.c.dataset, tuned_defaults.c.regime_key,
     unique=True,
     sqlite_where=tuned_defaults.c.is_current,
     postgresql_where=tuned_defaults.c.is_current,

@@ -139,6 +139,18 @@ def _dataset_key(cfg: CifarConfig) -> str:
     return dataset_key(cfg.dataset)
 
 
+def _regime(cfg: CifarConfig) -> dict[str, Any]:
+    """What a measured result depends on besides its hyperparameters, as config fields. The data
+    set itself is in the tuned-defaults key; its size is here (train_limit None: the whole
+    set)."""
+    synthetic = cfg.dataset == "synthetic"
+    return {"model": cfg.model, "width": cfg.width, "num_classes": cfg.num_classes,
+            "augment": cfg.augment, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
+            "val_size": cfg.val_size,
+            **({"synthetic_size": cfg.synthetic_size, "synthetic_noise": cfg.synthetic_noise}
+               if synthetic else {"train_limit": cfg.train_limit})}
+
+
 _REPORTS = ("train_loss", "train_acc", "val_loss", "val_acc", "train_val_gap", "lr", "grad_norm",
             "epoch_seconds", "images_per_second")
 Config = CifarConfig  # the name the trainer contract looks for
@@ -159,6 +171,11 @@ SEARCH = TrainerInfo(
                    "synthetic_noise", "val_size", "train_limit", "augment", "epochs",
                    "batch_size"),
     dataset_key=_dataset_key,
+    regime=_regime,
+    epoch_fields=("milestones", "patience", "step_size", "warmup_epochs", "plateau_patience",
+                  "plateau_cooldown"),
+    epoch_floors={"patience": 3},
+    regime_scaled=("epochs", "batch_size", "synthetic_size", "train_limit", "val_size"),
 )
 
 

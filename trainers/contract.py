@@ -68,9 +68,28 @@ class TrainerInfo:
     key_fields: tuple[str, ...]  # the config fields that pick the tuned-defaults row
     regime_fields: tuple[str, ...]  # fields that define the regime a result was measured in
     dataset_key: Callable[[Any], str]  # the config's data set as the tuned-defaults table names it
+    # The regime of a config as a JSON-ready mapping; None: the regime_fields' values. A trainer
+    # gives its own when a field matters only in some settings (a synthetic set's size).
+    regime: Callable[[Any], Mapping[str, Any]] | None = None
+    # Regime entries that may differ within a factor of 2 (epochs, data and batch sizes);
+    # every other entry must be equal for a tuned default to apply (search/tuning/regime.py).
+    regime_scaled: tuple[str, ...] = ()
+    # Fields counted in epochs (milestones, patience, ...): a tuned default measured with another
+    # epoch budget transfers them as fractions of it, never as absolute counts.
+    epoch_fields: tuple[str, ...] = ()
+    # The least a rescaled epoch field may become, e.g. {"patience": 3}: early stopping on the
+    # first dip is no early stopping.
+    epoch_floors: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+    def regime_of(self, cfg: Any) -> dict[str, Any]:
+        """The regime ``cfg`` runs in: what a tuned default's measurement depends on."""
+        if self.regime is not None:
+            return dict(self.regime(cfg))
+        return {name: getattr(cfg, name) for name in self.regime_fields}
 
     def __post_init__(self) -> None:
-        for name in ("tunable_fields", "metrics", "reports", "key_fields", "regime_fields"):
+        for name in ("tunable_fields", "metrics", "reports", "key_fields", "regime_fields",
+                     "regime_scaled", "epoch_fields"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):
                 raise TypeError(f"TrainerInfo.{name} must be a tuple of field names, got "
@@ -120,7 +139,7 @@ def contract_problem(module: Any) -> str | None:
     methods = [m for m in ("replace", "to_dict") if not callable(getattr(config_cls, m, None))]
     if methods:
         return f"Config lacks the method(s) {methods}"
-    for name in ("tunable_fields", "key_fields", "regime_fields"):
+    for name in ("tunable_fields", "key_fields", "regime_fields", "epoch_fields"):
         unknown = [f for f in getattr(info, name) if f not in fields]
         if unknown:
             return f"SEARCH.{name} names {unknown}, which are not Config fields"

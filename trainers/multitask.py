@@ -199,6 +199,16 @@ def _dataset_key(cfg: MultitaskConfig) -> str:
     return multitask_dataset_key(cfg.cls_dataset, cfg.seg_dataset)
 
 
+def _regime(cfg: MultitaskConfig) -> dict[str, Any]:
+    """What a measured result depends on besides its hyperparameters (the data sets are in the
+    tuned-defaults key; whether the backbone starts from weights is here)."""
+    return {"model": cfg.model, "pretrained": cfg.weights_path is not None,
+            "num_classes": cfg.num_classes, "cls_image_size": cfg.cls_image_size,
+            "seg_image_size": cfg.seg_image_size, "epochs": cfg.epochs,
+            "steps_per_epoch": cfg.steps_per_epoch, "batch_size": cfg.batch_size,
+            "train_limit": cfg.train_limit, "val_limit": cfg.val_limit}
+
+
 _REPORTS = ("score", "val_acc", "val_top5_acc", "val_cls_loss", "val_miou", "val_pixel_acc",
             "val_seg_loss", "train_cls_loss", "train_seg_loss", "grad_norm", "lr",
             "epoch_seconds", "images_per_second")
@@ -220,6 +230,11 @@ SEARCH = TrainerInfo(
     regime_fields=("model", "weights_path", "num_classes", "cls_dataset", "seg_dataset",
                    "cls_image_size", "seg_image_size", "val_fraction", "coco_min_area",
                    "train_limit", "val_limit", "epochs", "steps_per_epoch", "batch_size"),
+    regime=_regime,
+    epoch_fields=("milestones", "patience", "step_size", "warmup_epochs", "plateau_patience",
+                  "plateau_cooldown"),
+    epoch_floors={"patience": 3},
+    regime_scaled=("epochs", "steps_per_epoch", "batch_size", "train_limit", "val_limit"),
     dataset_key=_dataset_key,
 )
 

@@ -101,7 +101,7 @@ def _short(v: Any) -> str:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from search.study.trainers import get_trainer
-    from search.tuning.resolve import TunedLookup, resolve_config
+    from search.tuning.resolve import TunedLookup, resolve_config, resolve_tuned
     from storage import open_storage
 
     explicit: dict[str, Any] = {k: v for k, v in (
@@ -115,11 +115,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                     scaling_rule=args.scaling_rule, whole_config=True)
     else:
         entry = get_trainer(args.trainer)
-        tuned = TunedLookup(open_storage(args.storage))(entry, explicit)
-        resolution = resolve_config(entry, explicit=explicit,
-                                    tuned=tuned[0] if tuned else None,
-                                    tuned_row_id=tuned[1] if tuned else None,
-                                    scaling_rule=args.scaling_rule)
+        resolution = resolve_tuned(entry, explicit, TunedLookup(open_storage(args.storage)),
+                                   scaling_rule=args.scaling_rule)
     width = max(len(k) for k in resolution.sources)
     for key, source in resolution.sources.items():
         value = getattr(resolution.config, key)
@@ -171,13 +168,33 @@ def _cmd_defaults_show(args: argparse.Namespace) -> int:
                     if row.metric_value is not None else "documented, not measured")
         print(f"{row.key}  row {row.id}  {row.source}  {measured}  "
               + " ".join(f"{k}={_short(v)}" for k, v in row.params.items()))
-        flags = " ".join(f"--set {k}={shlex.quote(_short(v))}" for k, v in row.params.items())
+        regime = _regime_flags(row)
+        print(f"  measured at: {regime[1]}")
+        flags = " ".join(f"--set {k}={shlex.quote(_short(v))}"
+                         for k, v in {**regime[0], **row.params}.items())
         # A data set known by name reproduces as is; a file-based one needs its path.
         dataset = (row.key.dataset if row.key.dataset in ("synthetic", "cifar10")
                    else f"PATH/TO/{row.key.dataset}")
         print(f"  hpsearch train --trainer {row.key.trainer} --model {row.key.model} "
               f"--optimizer {row.key.optimizer} --dataset {dataset} {flags}")
     return 0
+
+
+def _regime_flags(row: Any) -> tuple[dict[str, Any], str]:
+    """The row's regime as config values to reproduce it, and in words."""
+    from search.study.trainers import get_trainer
+    from search.tuning.regime import describe_regime
+
+    if row.regime is None:
+        return {}, "not recorded (measured before regimes were kept): applies nowhere"
+    try:
+        fields = get_trainer(row.key.trainer).field_names()
+    except Exception:  # a trainer module not importable here: show the regime only
+        fields = set()
+    skip = {"model", "optimizer", "dataset"}
+    values = {k: v for k, v in row.regime.items()
+              if k in fields and k not in skip and v is not None and k not in row.params}
+    return values, describe_regime(row.regime)
 
 
 def _cmd_defaults_history(args: argparse.Namespace) -> int:
@@ -217,9 +234,9 @@ def _cmd_defaults_promote(args: argparse.Namespace) -> int:
 
 def print_promotion(report: Any) -> None:
     seeds = ", ".join(f"{s}: {v:.4f}" for s, v in zip(report.seeds, report.values, strict=True))
-    verdict = "promoted" if report.outcome.promoted else "not promoted"
+    verdict = "promoted" if report.promoted else "not promoted"
     print(f"{verdict}: trial {report.trial.number} as {report.key}, mean {report.mean:.4f} "
-          f"over seeds ({seeds}); {report.outcome.reason}")
+          f"over seeds ({seeds}); {report.reason}")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

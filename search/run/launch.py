@@ -28,7 +28,7 @@ from search.study.stored import has_spec, same_space, store_spec
 from search.study.study_spec import StudySpec
 from search.trial.objective import Objective
 from search.tuning.promote import PromotionReport, promote_best_trial
-from search.tuning.resolve import TunedLookup
+from search.tuning.resolve import TunedLookup, resolve_tuned
 from storage import upgrade
 from storage.attrs import BASELINE_ATTR, CREATED_AT_ATTR, OVERRIDES_ATTR, RECOVERY_ATTR
 from storage.connections import connection_budget
@@ -103,9 +103,10 @@ def _incumbents(spec: StudySpec, storage: StorageHandle) -> list[tuple[str, dict
 
     candidates: list[tuple[str, dict[str, Any]]] = []
     entry = Objective(spec).entry
-    tuned = TunedLookup(storage)(entry, spec.config)
-    if tuned is not None:
-        candidates.append((f"tuned-default:row {tuned[1]}", tuned[0]))
+    tuned = resolve_tuned(entry, spec.config, TunedLookup(storage))
+    if tuned.tuned_row_id is not None:
+        params = {k: v for k, v in tuned.config.to_dict().items() if k in entry.tunable_fields}
+        candidates.append((f"tuned-default:row {tuned.tuned_row_id}", params))
     for ref in spec.pins:
         version = registry.resolve(storage.engine, ref)
         candidates.append((f"registry:{version.ref}", dict(version.config)))

@@ -30,7 +30,7 @@ from search.trial.checkpoints import TrialCheckpoints, open_artifact_store
 from search.trial.provenance import code_version, library_versions
 from search.trial.reporter import TrialReporter
 from search.trial.stall import STALLED_EXIT_CODE, StallLimits, StallWatchdog
-from search.tuning.resolve import Resolution, TunedLookup, resolve_config
+from search.tuning.resolve import Resolution, TunedLookup, resolve_tuned
 from storage.attrs import CONFIG_ATTR, FAIL_KIND_ATTR, OVERRIDES_ATTR, RETRY_OF_ATTR
 
 __all__ = ["Objective", "set_user_attrs"]
@@ -99,13 +99,11 @@ class Objective:
         base = {**self.spec.config, **overrides}
         milestone_names = {p.name for p in self.spec.space if p.type == "milestones"}
         plain = {k: v for k, v in params.items() if k not in milestone_names}
-        tuned = self._lookup(self.entry, {**base, **plain}) if self._lookup else None
-        epochs = int(base.get("epochs", (tuned[0] if tuned else {}).get(
-            "epochs", self.spec.epochs())))
+        # Milestones are fractions of the epoch budget, which a tuned default may set: find the
+        # budget first, then place them.
+        epochs = int(resolve_tuned(self.entry, {**base, **plain}, self._lookup).config.epochs)
         explicit = {**base, **to_config_changes(self.spec.space, params, epochs)}
-        return resolve_config(self.entry, explicit=explicit,
-                              tuned=tuned[0] if tuned else None,
-                              tuned_row_id=tuned[1] if tuned else None)
+        return resolve_tuned(self.entry, explicit, self._lookup)
 
     def _checkpoints(self, trial: optuna.Trial) -> TrialCheckpoints | None:
         ft = self.spec.fault_tolerance

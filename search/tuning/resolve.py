@@ -1,13 +1,18 @@
 """Resolution of a trainer config from its layers, with the source of every value.
 
 Order, later wins: trainer code defaults (for optimizer settings: the optimizer-settings
-document) < the current tuned default for (trainer, model, optimizer, dataset) < explicit values
-(a study's config and suggestions, or command-line flags).
+document) < the tuned default for (trainer, model, optimizer, dataset) measured in the run's
+regime < explicit values (a study's config and suggestions, or command-line flags).
+
+A key has one current row per regime (the trainer's model width, data sizes, epoch budget,
+batch size, ...). A row applies only where its regime matches the run's (search/tuning/regime.py:
+equal entries, sizes within 2x); of several, the closest. Every row skipped is named in a note
+with the reason, and with none left the code defaults apply.
 
 When the batch size is set above the tuned-default layer but the learning rate comes from it,
 the learning rate follows a scaling rule (linear by default, square root, or none) and a note
-says so. When the epoch budget is set above it but milestones come from it, the milestones keep
-their fractions of the budget.
+says so. When the epoch budget is set above it, the fields the trainer counts in epochs
+(milestones, patience, warmup, ...) keep their fractions of the budget.
 """
 
 from __future__ import annotations
@@ -22,14 +27,18 @@ from typing import Any
 from search.errors import SpecError
 from search.study.space import milestone_epochs
 from search.study.trainers import TrainerEntry
+from search.tuning.regime import describe_regime, regime_distance, regime_mismatches
 from storage.handle import StorageHandle
 
 __all__ = [
     "SCALING_RULES",
     "Resolution",
     "TunedLookup",
+    "TunedRow",
     "TunedSnapshot",
     "resolve_config",
+    "resolve_tuned",
+    "row_in_force",
     "snapshot_rows",
     "tuned_params_from_config",
 ]
@@ -81,21 +90,25 @@ def resolve_config(entry: TrainerEntry, *, explicit: Mapping[str, Any],
             notes.append(f"lr {layer['lr']:.6g} -> {layer['lr'] * factor:.6g}: {scaling_rule} "
                          f"scaling for batch size {new_bs} instead of the tuned {old_bs}")
             layer["lr"] = float(layer["lr"]) * factor
-    if "milestones" in layer and "epochs" in explicit and "epochs" in (tuned or {}):
-        old_epochs, new_epochs = int(tuned["epochs"]), int(explicit["epochs"])  # type: ignore[index]
-        if old_epochs != new_epochs:
-            scaled = list(milestone_epochs([m / old_epochs for m in layer["milestones"]],
-                                           new_epochs))
-            notes.append(f"milestones {list(layer['milestones'])} -> {scaled}: same fractions "
-                         f"of {new_epochs} epochs as of the tuned {old_epochs}")
-            layer["milestones"] = scaled
-    cfg = entry.build_config(layer, explicit)
+    if "epochs" in explicit and "epochs" in (tuned or {}):
+        _rescale_epoch_fields(entry, layer, int(tuned["epochs"]),  # type: ignore[index]
+                              int(explicit["epochs"]), notes)
     code_defaults = entry.build_config()  # optimizer settings there are None: "unset"
+    # The code's own milestones, patience, ... are fractions of its own epoch budget too.
+    budget = int(explicit.get("epochs", layer.get("epochs", code_defaults.epochs)))
+    rescaled = {name: getattr(code_defaults, name) for name in entry.info.epoch_fields
+                if name not in explicit and name not in layer}
+    _rescale_epoch_fields(entry, rescaled, int(code_defaults.epochs), budget, notes,
+                          source="code default")
+    rescaled = {k: v for k, v in rescaled.items() if v != getattr(code_defaults, k)}
+    cfg = entry.build_config(rescaled, layer, explicit)
     resolved = cfg.resolved() if hasattr(cfg, "resolved") else cfg
     sources: dict[str, str] = {}
     for f in dataclasses.fields(resolved):
         if f.name in explicit:
             sources[f.name] = EXPLICIT
+        elif f.name in rescaled:
+            sources[f.name] = f"{CODE} (rescaled to {budget} epochs)"
         elif f.name in layer:
             sources[f.name] = f"{tuned_label} (row {tuned_row_id})" if tuned_row_id else \
                 tuned_label
@@ -104,6 +117,88 @@ def resolve_config(entry: TrainerEntry, *, explicit: Mapping[str, Any],
         else:
             sources[f.name] = CODE
     return Resolution(resolved, sources, tuple(notes), tuned_row_id if layer else None)
+
+
+def _rescale_epoch_fields(entry: TrainerEntry, layer: dict[str, Any], old_epochs: int,
+                          new_epochs: int, notes: list[str], *,
+                          source: str = "tuned default") -> None:
+    """Fields counted in epochs keep their fraction of the budget (a patience of 1 measured in
+    3 epochs never reaches a 250-epoch run as 1), within the trainer's floors."""
+    if old_epochs == new_epochs:
+        return
+    for name in entry.info.epoch_fields:
+        value: Any = layer.get(name)
+        if value is None or isinstance(value, bool):
+            continue
+        if name == "milestones":
+            scaled: Any = list(milestone_epochs([m / old_epochs for m in value], new_epochs))
+        elif isinstance(value, int) and value > 0:
+            floor = min(entry.info.epoch_floors.get(name, 1), new_epochs)
+            scaled = max(floor, round(value * new_epochs / old_epochs))
+        else:
+            continue
+        shown = list(value) if isinstance(value, list | tuple) else value
+        if scaled != shown:
+            notes.append(f"{name} {shown} -> {scaled}: the same fraction of {new_epochs} "
+                         f"epochs as the {source}'s of its {old_epochs}")
+            layer[name] = scaled
+
+
+@dataclass(frozen=True)
+class TunedRow:
+    """A current tuned-defaults row as resolution sees it."""
+
+    id: int
+    params: Mapping[str, Any]
+    regime: Mapping[str, Any] | None  # None: measured before regimes were recorded
+    source: str  # "documented" or "measured"
+
+
+def resolve_tuned(entry: TrainerEntry, explicit: Mapping[str, Any],
+                  lookup: TunedLookup | None, *, scaling_rule: str = "linear") -> Resolution:
+    """``explicit`` over the tuned default measured in the run's regime over code defaults.
+
+    Each current row of the key is tried as the middle layer; it applies if the regime of the
+    config it produces matches the row's. Of the rows that apply, the closest regime wins (the
+    newest on a tie); the others, and every row that does not apply, are named in the notes."""
+    rows = lookup.rows(entry, explicit) if lookup is not None else []
+    fits: list[tuple[float, int, Resolution]] = []
+    skipped: list[str] = []
+    scaled = entry.info.regime_scaled
+    for row in rows:
+        attempt = resolve_config(entry, explicit=explicit, tuned=row.params,
+                                 tuned_row_id=row.id, scaling_rule=scaling_rule)
+        if row.regime is None:
+            skipped.append(f"skipped tuned row {row.id}: it was measured before hpsearch "
+                           "recorded regimes, so nothing says where it holds; promote a study "
+                           "again to replace it")
+            continue
+        run = entry.info.regime_of(attempt.config)
+        problems = regime_mismatches(run, row.regime, scaled)
+        if problems:
+            skipped.append(f"skipped tuned row {row.id} ({row.source}, measured at "
+                           f"{describe_regime(row.regime)}): {'; '.join(problems)}")
+            continue
+        fits.append((regime_distance(run, row.regime, scaled), -row.id, attempt))
+    if not fits:
+        base = resolve_config(entry, explicit=explicit, tuned=None, scaling_rule=scaling_rule)
+        notes = (*skipped, "no tuned default was measured in this regime: code defaults apply"
+                 ) if skipped else base.notes
+        return dataclasses.replace(base, notes=tuple(notes))
+    fits.sort(key=lambda f: (f[0], f[1]))
+    best = fits[0][2]
+    others = [f"tuned row {f[2].tuned_row_id} also fits; row {best.tuned_row_id} was measured "
+              "in a closer regime" for f in fits[1:]]
+    return dataclasses.replace(best, notes=(*skipped, *others, *best.notes))
+
+
+def row_in_force(entry: TrainerEntry, rows: list[TunedRow],
+                 regime: Mapping[str, Any]) -> TunedRow | None:
+    """The row that resolution would apply to a run in ``regime``: the closest that fits."""
+    scaled = entry.info.regime_scaled
+    fits = [(regime_distance(regime, r.regime, scaled), -r.id, r) for r in rows
+            if r.regime is not None and not regime_mismatches(regime, r.regime, scaled)]
+    return min(fits, key=lambda f: (f[0], f[1]))[2] if fits else None
 
 
 class TunedLookup:
@@ -117,31 +212,31 @@ class TunedLookup:
         """``storage``: where the table is; its engine's pool is borrowed (a worker's is
         Optuna's, so lookups add no connection). None: no tuned defaults."""
         self._storage = storage
-        self._cache: dict[tuple[str, str, str, str], tuple[dict[str, Any], int] | None] = {}
+        self._cache: dict[tuple[str, str, str, str], list[TunedRow]] = {}
         self._missing_logged = False
 
-    def __call__(self, entry: TrainerEntry, explicit: Mapping[str, Any]
-                 ) -> tuple[dict[str, Any], int] | None:
+    def rows(self, entry: TrainerEntry, explicit: Mapping[str, Any]) -> list[TunedRow]:
+        """The current rows (one per regime) for the key of ``explicit``."""
         if self._storage is None:
-            return None
+            return []
         key = _lookup_key(entry, explicit)
         if key not in self._cache:
             self._cache[key] = self._fetch(key)
         return self._cache[key]
 
-    def _fetch(self, key: tuple[str, str, str, str]) -> tuple[dict[str, Any], int] | None:
+    def _fetch(self, key: tuple[str, str, str, str]) -> list[TunedRow]:
         from storage import StorageError
-        from storage.defaults import DefaultsKey, current_default
+        from storage.defaults import DefaultsKey, current_rows
 
-        assert self._storage is not None  # __call__ answers None without a storage
+        assert self._storage is not None  # rows() answers [] without a storage
         try:
-            row = current_default(self._storage.engine, DefaultsKey(*key))
+            found = current_rows(self._storage.engine, DefaultsKey(*key))
         except StorageError as exc:
             if not self._missing_logged:
                 log.info("no tuned defaults (%s); code defaults apply", exc)
                 self._missing_logged = True
-            return None
-        return None if row is None else (dict(row.params), row.id)
+            return []
+        return [TunedRow(r.id, dict(r.params), r.regime, r.source) for r in found]
 
 
 def _lookup_key(entry: TrainerEntry, explicit: Mapping[str, Any]) -> tuple[str, str, str, str]:
@@ -155,11 +250,13 @@ class TunedSnapshot(TunedLookup):
 
     def __init__(self, rows: list[Mapping[str, Any]]) -> None:
         super().__init__(None)
-        self._rows = {tuple(r["key"]): (dict(r["params"]), int(r["id"])) for r in rows}
+        self._rows: dict[tuple[str, ...], list[TunedRow]] = {}
+        for r in rows:
+            self._rows.setdefault(tuple(r["key"]), []).append(TunedRow(
+                int(r["id"]), dict(r["params"]), r.get("regime"), str(r.get("source", ""))))
 
-    def __call__(self, entry: TrainerEntry, explicit: Mapping[str, Any]
-                 ) -> tuple[dict[str, Any], int] | None:
-        return self._rows.get(_lookup_key(entry, explicit))
+    def rows(self, entry: TrainerEntry, explicit: Mapping[str, Any]) -> list[TunedRow]:
+        return self._rows.get(_lookup_key(entry, explicit), [])
 
 
 def snapshot_rows(engine: Any) -> list[dict[str, Any]]:
@@ -167,4 +264,5 @@ def snapshot_rows(engine: Any) -> list[dict[str, Any]]:
     from storage.defaults import list_current
 
     return [{"key": [r.key.trainer, r.key.model, r.key.optimizer, r.key.dataset],
-             "params": dict(r.params), "id": r.id} for r in list_current(engine)]
+             "params": dict(r.params), "id": r.id, "regime": r.regime, "source": r.source}
+            for r in list_current(engine)]

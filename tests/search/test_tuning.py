@@ -22,10 +22,16 @@ from search.study.trainers import get_trainer
 from search.tuning.registry_files import load_config_file
 from search.tuning.resolve import resolve_config
 from storage import open_storage, registry
-from storage.defaults import DefaultsKey, current_default
+from storage.defaults import DefaultsKey, current_rows
 from tests.conftest import TINY_SPEC
 
 KEY = DefaultsKey("cifar", "resnet18", "sgd", "synthetic")
+
+
+def _row(url: str) -> Any:
+    """The study's promoted row (the key's only current row: synthetic has no documented one)."""
+    [row] = current_rows(open_storage(url).engine, KEY)
+    return row
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +43,17 @@ def study_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
     spec.update(name="tuning", budget={"trials": 3, "workers": 1}, pruner={"name": "none"})
     path = tmp / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
+    url = f"sqlite:///{tmp / 'db.sqlite'}"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["launch", str(path), "--storage", f"sqlite:///{tmp / 'db.sqlite'}",
-                     "--extra-seeds", "1"])
-    assert code == 0
+        assert main(["launch", str(path), "--storage", url, "--no-promote"]) == 0
+        # Forced: whether a 600-image study beats the code defaults beyond seed noise is not
+        # what these tests are about (tests/search/test_promotion_rule.py is).
+        assert main(["defaults", "promote", "tuning", "--storage", url, "--force"]) == 0
     text = out.getvalue()
     assert "promoted: trial" in text and "as cifar/resnet18/sgd/synthetic" in text
-    assert "over seeds (0: " in text and ", 1: " in text
+    assert "over seeds (0: " in text and ", 1: " in text and ", 2: " in text
+    assert "forced; mean paired difference" in text
     return spec, tmp / "db.sqlite"
 
 
@@ -64,15 +73,19 @@ def test_a_finished_study_promotes_its_winner_re_measured_on_extra_seeds(
         finished: tuple[dict[str, Any], str], capsys: pytest.CaptureFixture[str]) -> None:
     spec, sqlite_url = finished
     study = optuna.load_study(study_name=spec["name"], storage=sqlite_url)
-    row = current_default(open_storage(sqlite_url).engine, KEY)
-    assert row is not None and row.source == "measured" and row.n_seeds == 2
+    row = _row(sqlite_url)
+    assert row.source == "measured" and row.n_seeds == 3
     assert row.study_name == spec["name"] and row.trial_number == study.best_trial.number
     assert row.params["lr"] == pytest.approx(study.best_trial.params["lr"])
     assert "dataset" not in row.params and "seed" not in row.params
-    # promoting the same study again cannot beat itself without --force
-    assert main(["defaults", "promote", spec["name"], "--storage", sqlite_url,
-                 "--extra-seeds", "1"]) == 0
-    assert "not promoted" in capsys.readouterr().out
+    config = study.best_trial.user_attrs["config"]
+    assert row.regime == {k: config[k] for k in (
+        "model", "width", "num_classes", "augment", "epochs", "batch_size", "val_size",
+        "synthetic_size", "synthetic_noise")}
+    # promoting the same study again: its winner is the row in force, nothing to re-measure
+    assert main(["defaults", "promote", spec["name"], "--storage", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    assert "not promoted" in out and f"is row {row.id} (measured) itself" in out
     assert main(["defaults", "history", "--optimizer", "sgd", "--dataset", "synthetic",
                  "--storage", sqlite_url]) == 0
     history = capsys.readouterr().out.strip().splitlines()
@@ -82,19 +95,30 @@ def test_a_finished_study_promotes_its_winner_re_measured_on_extra_seeds(
 def test_tuned_default_sets_the_lr_and_says_where_values_came_from(
         finished: tuple[dict[str, Any], str], capsys: pytest.CaptureFixture[str]) -> None:
     _, sqlite_url = finished
-    row = current_default(open_storage(sqlite_url).engine, KEY)
-    assert row is not None
+    row = _row(sqlite_url)
     tuned_bs = int(row.params["batch_size"])
+    # The run must be in the row's regime (the study's width and data sizes) for it to apply.
+    regime = ["--set", "width=0.0625", "--set", "synthetic_size=600", "--set", "val_size=100",
+              "--set", "synthetic_noise=1.0"]
     assert main(["train", "--optimizer", "sgd", "--batch-size", str(tuned_bs * 2), "--dry-run",
-                 "--storage", sqlite_url]) == 0
+                 "--storage", sqlite_url, *regime]) == 0
     out = capsys.readouterr().out
     lr_line = next(line for line in out.splitlines() if line.startswith("lr "))
     assert f"tuned default (row {row.id})" in lr_line
     assert f"{row.params['lr'] * 2:.6g}" in lr_line
     assert "linear scaling for batch size" in out
-    assert main(["train", "--optimizer", "sgd", "--batch-size", str(tuned_bs * 4),
-                 "--scaling-rule", "sqrt", "--dry-run", "--storage", sqlite_url]) == 0
-    assert f"{row.params['lr'] * 2:.6g}" in capsys.readouterr().out
+    assert main(["train", "--optimizer", "sgd", "--batch-size", str(tuned_bs * 2),
+                 "--scaling-rule", "sqrt", "--dry-run", "--storage", sqlite_url, *regime]) == 0
+    assert f"{row.params['lr'] * 2 ** 0.5:.6g}" in capsys.readouterr().out
+    # At full width (the code's 250 epochs on 50,000 images) the row does not apply, and the
+    # dry run says why.
+    assert main(["train", "--optimizer", "sgd", "--epochs", "250", "--dry-run",
+                 "--storage", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    assert "tuned default" not in next(line for line in out.splitlines()
+                                       if line.startswith("lr "))
+    assert f"note: skipped tuned row {row.id} (measured, measured at " in out
+    assert "width 1.0 here vs 0.0625" in out and "epochs 250 here vs" in out
 
 
 def test_export_alias_file_round_trip_and_train_from_the_registry(
@@ -150,8 +174,7 @@ def test_a_new_study_queues_the_tuned_default_and_can_import_an_earlier_round(
     study, created = create_or_join(spec, open_storage(sqlite_url),
                                     warm_start=old_spec["name"])
     assert created
-    row = current_default(open_storage(sqlite_url).engine, KEY)
-    assert row is not None
+    row = _row(sqlite_url)
     waiting = study.get_trials(states=(TrialState.WAITING,))
     labels = [t.user_attrs["hps_baseline"] for t in waiting]
     assert labels == ["slow", "fast", f"tuned-default:row {row.id}"]
