@@ -18,7 +18,8 @@ from optuna.trial import FrozenTrial
 
 from search.errors import StudyError, WorkerError
 from search.report.progress import describe_trial, format_progress, read_progress
-from search.run.local_executor import ExecutionReport, LocalExecutor
+from search.run.executor import ExecutionReport, Executor
+from search.run.local_executor import LocalExecutor
 from search.run.reclaim import fail_trials_of
 from search.run.stop_rules import stop_reason
 from search.run.warm_start import check_source, config_to_params, import_trials
@@ -156,7 +157,7 @@ def _join(spec: StudySpec, storage: optuna.storages.BaseStorage,
 def launch(spec: StudySpec, storage: StorageHandle, *, emit: Callable[[str], None] = log.info,
            progress: Callable[[str], None] | None = None, progress_every_s: float = 15.0,
            warm_start: str | None = None, promote: bool = True,
-           extra_seeds: int = 2, executor: Any = None,
+           extra_seeds: int = 2, executor: Executor | None = None,
            worker_storage_url: str | None = None) -> LaunchResult:
     """Run the study to its budget. ``emit`` gets lasting lines (a finished trial, a
     promotion); ``progress`` gets the status line, which a terminal may redraw in place.
@@ -168,6 +169,7 @@ def launch(spec: StudySpec, storage: StorageHandle, *, emit: Callable[[str], Non
     executor = executor or LocalExecutor(spec.workers)
     worker_url = worker_storage_url or storage.url
     behind_proxy = _check_worker_storage(worker_storage_url, _settings(spec))
+    executor.prepare()  # a Ray cluster without the resources fails here, before any write
     study, created = _open_study(spec, storage, executor, emit=emit, warm_start=warm_start,
                                  behind_proxy=behind_proxy)
     if behind_proxy:

@@ -14,9 +14,9 @@ import os
 import queue
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from search.run.executor import ExecutionReport
 from search.study.study_spec import StudySpec
 
 __all__ = ["ExecutionReport", "LocalExecutor"]
@@ -24,13 +24,6 @@ __all__ = ["ExecutionReport", "LocalExecutor"]
 log = logging.getLogger(__name__)
 
 _EXIT_GAVE_UP = 3
-
-
-@dataclass(frozen=True)
-class ExecutionReport:
-    errors: tuple[str, ...]  # workers that gave up, with their reasons
-    lost: tuple[str, ...]  # workers that died (signal, crash), one line each
-    trials_run: int
 
 
 def _process_main(spec: StudySpec, storage_url: str, index: int, threads: int,
@@ -96,6 +89,9 @@ class LocalExecutor:
 
     def describe(self) -> str:
         return f"{self.workers} local workers"
+
+    def prepare(self) -> None:
+        """Nothing to reach: the launcher's checks covered the machine's cores."""
 
     def run(self, spec: StudySpec, storage_url: str, *,
             on_tick: Callable[[], None] = lambda: None,

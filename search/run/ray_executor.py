@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from search.errors import HpsearchError
-from search.run.local_executor import ExecutionReport
+from search.run.executor import ExecutionReport
 from search.study.study_spec import StudySpec
 
 __all__ = ["RayExecutor"]
@@ -75,6 +75,13 @@ class RayExecutor:
         where = f"Ray cluster at {self.address}" if self.address else "a local Ray instance"
         gpus = f", {self.gpus:g} GPU" if self.gpus else ""
         return f"{self.workers} Ray workers on {where} ({self.cpus:g} CPU{gpus} each)"
+
+    def prepare(self) -> None:
+        """Reach the cluster (or start a local instance) and check it has the resources one
+        trial asks for, before the study is created."""
+        import ray
+
+        self._init(ray)
 
     def run(self, spec: StudySpec, storage_url: str, *,
             on_tick: Callable[[], None] = lambda: None,
@@ -148,6 +155,9 @@ class RayExecutor:
         for kind, need in (("CPU", self.cpus), ("GPU", self.gpus)):
             have = float(resources.get(kind, 0.0))
             if need and have < need:
+                if self._started_here:  # a local instance started for nothing: stop it
+                    ray.shutdown()
+                    self._started_here = False
                 raise HpsearchError(f"each trial asks for {need:g} {kind} but the Ray cluster has "
                                     f"{have:g}; lower --{kind.lower()}s-per-trial or add nodes "
                                     f"with {kind}s")

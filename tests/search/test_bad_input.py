@@ -221,3 +221,22 @@ def test_nothing_is_created_when_the_database_did_not_exist(
     refused(capsys, ["launch", _spec(tmp_path, tiny_spec), "--storage", url],
             "never returns 'best_val_accuracy'")
     assert not (tmp_path / "fresh.db").exists()
+
+
+@pytest.mark.slow
+def test_a_ray_cluster_without_the_gpus_a_trial_asks_for_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The executor is checked before the study exists: a local Ray instance has no GPU."""
+    from tests.conftest import TINY_SPEC
+
+    db = tmp_path / "ray.db"
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({**TINY_SPEC, "name": "ray-gpu"}))
+    code = main(["launch", str(path), "--storage", f"sqlite:///{db}", "--executor", "ray",
+                 "--gpus-per-trial", "1", "--workers", "1"])
+    # Ray's own start-up may log a warning line of its own; ours is one line, the last.
+    ours = [line for line in capsys.readouterr().err.strip().splitlines()
+            if line.startswith("hpsearch:")]
+    assert code == 2 and len(ours) == 1
+    assert "each trial asks for 1 GPU but the Ray cluster has 0" in ours[0]
+    assert not db.exists() or "ray-gpu" not in optuna.get_all_study_names(f"sqlite:///{db}")
