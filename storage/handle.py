@@ -34,6 +34,7 @@ from storage.errors import StorageError
 from storage.optuna_storage import (
     HEARTBEAT_GRACE_S,
     HEARTBEAT_INTERVAL_S,
+    check_sqlite_writable,
     open_optuna_storage,
     rdb_storage,
 )
@@ -103,6 +104,7 @@ class StorageHandle:
                                              heartbeat_interval_s=wanted.heartbeat_interval_s,
                                              connect_timeout_s=connect_timeout_s)
         elif self._optuna is None:
+            check_sqlite_writable(self.url)  # a read-only place: one line, not a traceback
             check_reachable(self.url)  # the one check: a one-line error naming the fix
             self._optuna = open_optuna_storage(
                 self.url, heartbeat_interval_s=wanted.heartbeat_interval_s,

@@ -28,11 +28,11 @@ from storage.idle_ping import ping_after_idle
 from storage.optuna_internals import behind_cache, cached
 from storage.own_trials import OwnTrialsStorage
 from storage.races import retry_schema_race
-from storage.resilient import ResilientStorage
-from storage.url import check_reachable, parse_url, sqlite_path
+from storage.resilient import ResilientStorage, cannot_write_line, write_problem_line
+from storage.url import check_reachable, parse_url, redact, sqlite_path
 
 __all__ = ["HEARTBEAT_GRACE_S", "HEARTBEAT_INTERVAL_S", "application_name",
-           "open_optuna_storage", "rdb_storage"]
+           "check_sqlite_writable", "open_optuna_storage", "rdb_storage"]
 
 HEARTBEAT_INTERVAL_S = 30
 HEARTBEAT_GRACE_S = 120
@@ -50,6 +50,33 @@ def open_optuna_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTER
     ``checked``: the caller has checked the URL is reachable (storage/handle.py)."""
     if not checked:
         check_reachable(url)
+    try:
+        return _open(url, heartbeat_interval_s=heartbeat_interval_s,
+                     grace_period_s=grace_period_s, max_retry=max_retry, retry_for_s=retry_for_s,
+                     pool_size=pool_size, own_trials=own_trials)
+    except Exception as exc:  # a full or read-only database: one line, not a traceback
+        line = write_problem_line(exc, repr(redact(url)))
+        if line is None:
+            raise
+        raise StorageError(line) from exc
+
+
+def check_sqlite_writable(url: str) -> None:
+    """An SQLite database must be writable, and so must its directory (SQLite writes its
+    journal beside the file, even to read a WAL database): a StorageError in one line if not.
+    Other URLs, and a directory that does not exist (check_reachable says so), pass."""
+    path = sqlite_path(url)
+    if path is None or not path.parent.is_dir():
+        return
+    for target in (path.parent, path):
+        if target.exists() and not os.access(target, os.W_OK):
+            what = "directory" if target.is_dir() else "file"
+            raise StorageError(cannot_write_line("read-only", repr(redact(url)),
+                                                 f"the {what} {str(target)!r} is not writable"))
+
+
+def _open(url: str, *, heartbeat_interval_s: int, grace_period_s: int, max_retry: int,
+          retry_for_s: float, pool_size: int, own_trials: bool) -> ResilientStorage:
     backend = parse_url(url).get_backend_name()
     engine_kwargs: dict[str, Any] = {}
     if backend == "sqlite":

@@ -27,9 +27,11 @@ import sqlalchemy.exc
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
+from storage.errors import StorageError
 from storage.optuna_internals import BaseHeartbeat, behind_cache, write_trial_user_attrs
 
-__all__ = ["ResilientStorage", "is_connection_error"]
+__all__ = ["ResilientStorage", "cannot_write_line", "is_connection_error", "write_problem",
+           "write_problem_line"]
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,60 @@ _FORWARDED = sorted(BaseStorage.__abstractmethods__ | BaseHeartbeat.__abstractme
                        "remove_session", "get_failed_trial_callback"})
 
 
+# What databases say when they cannot write at all (the statement was rolled back: the data is
+# as it was before it). SQLite: SQLITE_FULL, SQLITE_READONLY, SQLITE_CANTOPEN (its journal
+# beside a file in a read-only directory); PostgreSQL: disk_full (53100), read-only
+# transaction (25006); MySQL: "The table is full", ER_OPTION_PREVENTS_STATEMENT.
+_FULL = ("database or disk is full", "no space left on device", "could not extend file",
+         "disk full", "the table is full")
+_READ_ONLY = ("attempt to write a readonly database", "read-only file system",
+              "unable to open database file", "read-only transaction",
+              "--read-only option")
+
+
+def write_problem(exc: BaseException) -> str | None:
+    """``"full"`` or ``"read-only"`` when ``exc`` (or its cause) says the database cannot
+    write; None for anything else."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(getattr(seen, "orig", None) or seen).lower()
+        if any(marker in text for marker in _FULL):
+            return "full"
+        if any(marker in text for marker in _READ_ONLY):
+            return "read-only"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def write_problem_line(exc: BaseException, where: str) -> str | None:
+    """One line for a database that cannot write (``where``: the redacted URL), or None."""
+    kind = write_problem(exc)
+    if kind is None:
+        return None
+    seen: BaseException = exc
+    while seen.__cause__ is not None or seen.__context__ is not None:
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+    said = (str(getattr(seen, "orig", None) or seen).strip().splitlines() or ["?"])[0][:160]
+    return cannot_write_line(kind, where, said)
+
+
+def cannot_write_line(kind: str, where: str, said: str) -> str:
+    """The one line for a database that is ``"full"`` or ``"read-only"``."""
+    if kind == "full":
+        return (f"storage {where} is full ({said}): the write was rolled back and the study is "
+                "intact; free space where the database lives, then run the same command "
+                "again (a launch goes on where it stopped)")
+    return (f"storage {where} is read-only ({said}): hpsearch writes to the database, and "
+            "SQLite writes its journal beside the file, so the file and its directory must be "
+            "writable; fix the permissions or the mount, or copy the database somewhere "
+            "writable and point --storage there")
+
+
 def is_connection_error(exc: BaseException) -> bool:
-    """Whether ``exc`` (or its cause) is a lost or refused database connection."""
+    """Whether ``exc`` (or its cause) is a lost or refused database connection (a database
+    that cannot write, full or read-only, is not: retrying would not help)."""
+    if write_problem(exc) is not None:
+        return False
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, sqlalchemy.exc.DBAPIError) and (
@@ -71,6 +125,9 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
         self._retry_for_s = retry_for_s
         self._sleep = sleep
         self._frozen = False
+        # The line of the first write the database refused for good (full, read-only): a worker
+        # stops on it even where Optuna caught the error and recorded the trial as failed.
+        self.write_failure: str | None = None
 
     def freeze(self) -> None:
         """From now on every call blocks, in every thread, for good: the process is about to
@@ -80,7 +137,7 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_frozen"] = False
+        state.update(_frozen=False, write_failure=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -134,12 +191,25 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
             try:
                 return fn()
             except Exception as exc:
+                line = write_problem_line(exc, self._where())
+                if line is not None:
+                    self.write_failure = self.write_failure or line
+                    raise StorageError(line) from exc
                 if not is_connection_error(exc) or time.monotonic() + delay > deadline:
                     raise
                 log.warning("storage call %s failed (%s); retrying in %.1f s", name,
                             type(exc).__name__, delay)
                 self._sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+    def _where(self) -> str:
+        """The database, for messages (password hidden)."""
+        rdb = _rdb_of(self._inner)
+        if rdb is None:
+            return "behind the gRPC proxy"
+        from storage.url import redact
+
+        return repr(redact(str(rdb.url)))
 
     def __getattr__(self, name: str) -> Any:  # anything not forwarded explicitly
         # Only once __init__ or unpickling set ``_inner``: pickle and copy look up special

@@ -35,7 +35,7 @@ from search.study.samplers import build_pruner, build_sampler
 from search.study.study_spec import StudySpec
 from search.trial.objective import Objective
 from search.tuning.resolve import TunedLookup, TunedSnapshot
-from storage import StudyLock
+from storage import StorageError, StudyLock
 from storage.attrs import FAIL_KIND_ATTR, NODE_ATTR, TUNED_SNAPSHOT_ATTR, WORKER_ATTR
 from storage.grpc_client import is_budget_spent
 from storage.handle import OptunaSettings, StorageHandle
@@ -189,6 +189,9 @@ def _next_trial(joined: _Joined, spec: StudySpec, objective: Objective,
                 # worker's trial, and a queued trial is taken past the budget).
                 log.info("worker %d: the proxy says the budget is spent", worker_index)
                 return (_WAIT if _stay_for_others(study, lock, heartbeat_s) else _DONE), None
+        refused = getattr(study._storage, "write_failure", None)
+        if refused is not None:  # the database is full or read-only: no trial can be recorded
+            raise StorageError(refused)
         return _RAN, None
     finally:
         lock.release()
