@@ -30,6 +30,7 @@ class Config:
     seed: int = 0
     checkpoint_dir: str | None = None
     seed_noise: float = 0.0  # each seed shifts the curve by up to this much, reproducibly
+    early_noise: float = 0.0  # epoch e dips by up to this x exp(1 - e): early ranks are noise
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -71,6 +72,9 @@ def train(cfg: Config, reporter: Reporter | None = None) -> dict[str, Any]:
     best = 0.0
     for epoch in range(1, cfg.epochs + 1):
         value = height * (1 - math.exp(-epoch / 3))
+        if cfg.early_noise:
+            jitter = random.Random(f"{cfg.lr!r}:{cfg.seed}:{epoch}").uniform(-1.0, 0.0)
+            value += cfg.early_noise * jitter * math.exp(1 - epoch)
         best = max(best, value)
         reporter.report(epoch, {"val_acc": value})
         if reporter.should_stop():

@@ -26,3 +26,6 @@ CONFIG_ATTR = "config"
 # Study user attribute: {"grace_period_s", "max_retries"} of the spec's fault tolerance, stored
 # by the launcher so the gRPC proxy can reap stale trials without reading the spec.
 RECOVERY_ATTR = "hps_recovery"
+# Study user attribute: the epoch the pruner may first decide at, raised by the launcher's
+# pruning check for specs that opt in (search/report/pruning_check.py); workers read it.
+PRUNER_FLOOR_ATTR = "hps_pruner_first_epoch"

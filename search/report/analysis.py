@@ -31,6 +31,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from search.report.pruning_check import check_pruning, decision_epoch
 from search.report.ranking import Ranked, rank_trials
 from storage.attrs import CONFIG_ATTR
 
@@ -343,6 +344,11 @@ def moot_notes(spec: Mapping[str, Any], best: FrozenTrial, ranking: Sequence[Ran
         rungs = ", ".join(f"{n} at epoch {e}" for e, n in sorted(by_epoch.items()))
         notes.append(f"{len(pruned)} trials were pruned ({rungs}); they are ranked by their "
                      "value at those epochs, against the others' values at the same epochs")
+    pruner = dict(spec.get("pruner") or {})
+    decision = decision_epoch(str(pruner.pop("name", "none")), pruner)
+    check = check_pruning([r.trial for r in ranking], decision=decision)
+    if check.informative is False:
+        notes.append(check.describe().replace("pruning check: ", "Pruning check: ", 1))
     return notes
 
 

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial
 
 from search.errors import StudyError, WorkerError
 from search.report.progress import describe_trial, format_progress, read_progress
+from search.report.pruning_check import check_pruning, decision_epoch
 from search.run.executor import ExecutionReport, Executor
 from search.run.local_executor import LocalExecutor
 from search.run.reclaim import fail_trials_of
@@ -31,7 +32,13 @@ from search.trial.objective import Objective
 from search.tuning.promote import PromotionReport, promote_best_trial
 from search.tuning.resolve import TunedLookup, resolve_tuned
 from storage import upgrade
-from storage.attrs import BASELINE_ATTR, CREATED_AT_ATTR, OVERRIDES_ATTR, RECOVERY_ATTR
+from storage.attrs import (
+    BASELINE_ATTR,
+    CREATED_AT_ATTR,
+    OVERRIDES_ATTR,
+    PRUNER_FLOOR_ATTR,
+    RECOVERY_ATTR,
+)
 from storage.connections import connection_budget
 from storage.handle import OptunaSettings, StorageHandle, open_storage
 
@@ -227,6 +234,8 @@ class _Watcher:
         self.emit, self.progress, self.every_s = emit, progress, progress_every_s
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
         self.last_line = self.last_read = 0.0
+        self.pruning_verdict: bool | None = None
+        self.decision = decision_epoch(spec.pruner.name, dict(spec.pruner.options))
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -239,9 +248,31 @@ class _Watcher:
         for t in sorted(new, key=lambda t: t.number):
             self.seen.add(t.number)
             self.emit(describe_trial(t, self.spec.metric_label()))
+        if new:
+            self._check_pruning()
         if new or now - self.last_line >= self.every_s:
             self.last_line = now
             self.progress(format_progress(p))
+
+    def _check_pruning(self) -> None:
+        """Say when the rung the pruner decides at proves (un)informative; with the spec's
+        opt-in, move the workers' first decision to the first epoch that predicts."""
+        if self.decision is None:
+            return
+        check = check_pruning(self.study.get_trials(deepcopy=False), decision=self.decision)
+        verdict = check.informative
+        if verdict is None or verdict == self.pruning_verdict:
+            return
+        self.pruning_verdict = verdict
+        self.emit(check.describe())
+        better = check.first_informative_epoch
+        if not verdict and self.spec.raise_min_resource and better is not None \
+                and better > self.decision:
+            self.study.set_user_attr(PRUNER_FLOOR_ATTR, better)
+            self.decision = better
+            self.pruning_verdict = None  # judge the new rung afresh
+            self.emit(f"pruning_check: the pruner now first decides at epoch {better} for the "
+                      "trials to come")
 
 
 def _conclude(study: optuna.Study, spec: StudySpec, storage: StorageHandle,

@@ -31,12 +31,18 @@ from optuna.trial import FrozenTrial, TrialState
 from search.errors import WorkerError
 from search.run.budget import budget_left
 from search.run.stop_rules import stop_reason
-from search.study.samplers import build_pruner, build_sampler
+from search.study.samplers import build_pruner, build_sampler, with_first_decision
 from search.study.study_spec import StudySpec
 from search.trial.objective import Objective
 from search.tuning.resolve import TunedLookup, TunedSnapshot
 from storage import StorageError, StudyLock
-from storage.attrs import FAIL_KIND_ATTR, NODE_ATTR, TUNED_SNAPSHOT_ATTR, WORKER_ATTR
+from storage.attrs import (
+    FAIL_KIND_ATTR,
+    NODE_ATTR,
+    PRUNER_FLOOR_ATTR,
+    TUNED_SNAPSHOT_ATTR,
+    WORKER_ATTR,
+)
 from storage.grpc_client import is_budget_spent
 from storage.handle import OptunaSettings, StorageHandle
 from storage.own_trials import OwnTrialsStorage
@@ -107,6 +113,7 @@ class _Joined:
     lock: StudyLock | _ProxyGuardsTheBudget
     tuned: TunedLookup
     behind_proxy: bool
+    pruner_floor: int | None = None  # the first decision the launcher's pruning check set
 
 
 def _join_study(spec: StudySpec, storage: StorageHandle, worker_index: int) -> _Joined:
@@ -160,6 +167,17 @@ class _FailureStreak:
 _RAN, _WAIT, _DONE = "ran", "wait", "done"
 
 
+def _follow_pruner_floor(joined: _Joined, spec: StudySpec) -> None:
+    """The launcher's pruning check may have moved the pruner's first decision (the spec opted
+    in): rebuild the pruner with it."""
+    floor = joined.study.user_attrs.get(PRUNER_FLOOR_ATTR)
+    if floor is None or floor == joined.pruner_floor:
+        return
+    joined.study.pruner = build_pruner(with_first_decision(spec.pruner, int(floor)))
+    joined.pruner_floor = int(floor)
+    log.info("pruner now first decides at epoch %d (pruning check)", floor)
+
+
 def _next_trial(joined: _Joined, spec: StudySpec, objective: Objective,
                 finished: list[FrozenTrial], worker_index: int) -> tuple[str, str | None]:
     """Take the lock, check the budget and the stop rules, and run one trial. Returns what
@@ -177,6 +195,8 @@ def _next_trial(joined: _Joined, spec: StudySpec, objective: Objective,
         if stopped is not None:
             log.info("worker %d stops: %s", worker_index, stopped)
             return _DONE, stopped
+        if spec.raise_min_resource:
+            _follow_pruner_floor(joined, spec)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             try:

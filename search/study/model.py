@@ -138,6 +138,10 @@ class StudySpec:
     directions: tuple[str, ...] = ()
     stop: StopRules = StopRules()
     fault_tolerance: FaultTolerance = FaultTolerance()
+    # pruning_check.raise_min_resource: once the rung the pruner first decides at proves
+    # uninformative, workers move it to the first epoch that predicts (search/report/
+    # pruning_check.py).
+    raise_min_resource: bool = False
 
     @property
     def multi_objective(self) -> bool:
@@ -182,6 +186,8 @@ class StudySpec:
             out["stop"] = self.stop.to_dict()
         if self.fault_tolerance.to_dict():
             out["fault_tolerance"] = self.fault_tolerance.to_dict()
+        if self.raise_min_resource:
+            out["pruning_check"] = {"raise_min_resource": True}
         if self.description:
             out["description"] = self.description
         return out

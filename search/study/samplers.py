@@ -18,7 +18,8 @@ import optuna
 from search.errors import SpecError
 from search.study.model import ComponentSpec, ParamSpec
 
-__all__ = ["PRUNER_NAMES", "SAMPLER_NAMES", "build_pruner", "build_sampler", "rehearse"]
+__all__ = ["PRUNER_NAMES", "SAMPLER_NAMES", "build_pruner", "build_sampler", "rehearse",
+           "with_first_decision"]
 
 _SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
     "tpe": optuna.samplers.TPESampler,
@@ -77,6 +78,23 @@ def build_pruner(spec: ComponentSpec, *, where: str = "pruner") -> optuna.pruner
     else:
         _check_options(where, spec.name, _PRUNERS[spec.name], options)
     return _construct(where, spec.name, _PRUNERS[spec.name], options)
+
+
+def with_first_decision(spec: ComponentSpec, epoch: int) -> ComponentSpec:
+    """The pruner of ``spec`` deciding first at ``epoch`` (Hyperband's and successive
+    halving's min_resource; the warm-up steps of the others, also inside ``patient``)."""
+    options = dict(spec.options)
+    if spec.name in ("hyperband", "successive_halving"):
+        options["min_resource"] = epoch
+        if isinstance(options.get("max_resource"), int) and options["max_resource"] < epoch:
+            options["max_resource"] = epoch
+    elif spec.name in ("median", "percentile", "threshold"):
+        options["n_warmup_steps"] = epoch - 1
+    elif spec.name == "patient" and isinstance(options.get("wrapped"), dict):
+        inner = dict(options["wrapped"])
+        moved = with_first_decision(ComponentSpec(inner.pop("name"), inner), epoch)
+        options["wrapped"] = moved.to_dict()
+    return ComponentSpec(spec.name, options)
 
 
 def rehearse(sampler: ComponentSpec, pruner: ComponentSpec, space: tuple[ParamSpec, ...],

@@ -32,6 +32,10 @@ Layout of a spec file (see examples/round2.yaml):
                                        is failed and retried; a trial that reports no
                                        epoch for stall_factor x its worker's slowest epoch
                                        is failed as stalled
+    pruning_check: {raise_min_resource}
+                                       true: once the epoch the pruner first decides at
+                                       proves not to predict final values, move it to the
+                                       first epoch that does
 
 Every error names the file, the key path and the fix, in one line.
 """
@@ -77,7 +81,8 @@ __all__ = [
 _PARAM_TYPES = ("float", "int", "categorical", "milestones")
 _DIRECTIONS = ("maximize", "minimize")
 _TOP_KEYS = ("name", "trainer", "objective", "success", "budget", "config", "space", "sampler",
-             "pruner", "baselines", "pins", "description", "stop", "fault_tolerance")
+             "pruner", "baselines", "pins", "description", "stop", "fault_tolerance",
+             "pruning_check")
 # Rescaling floors (``--epochs``). Early stopping on the first dip is no early stopping, and a
 # pruner that decides at epoch 1 decides on noise (issue 13: patience 35 -> 1 and min_resource
 # 10 -> 1 at 8 epochs ended every trial early). So a rescaled patience stays at least
@@ -285,6 +290,7 @@ def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
         description=str(top.get("description", "")),
         stop=_stop_rules(p, top.get("stop", {}), target),
         fault_tolerance=_fault_tolerance(p, top.get("fault_tolerance", {})),
+        raise_min_resource=_pruning_check(p, top.get("pruning_check", {})),
         pins=tuple(p.string(ref, f"pins[{i}]")
                    for i, ref in enumerate(p.sequence(top.get("pins", []), "pins"))),
     )
@@ -510,6 +516,14 @@ def _not_a_file(p: _Parser, directory: str, where: str) -> None:
     if path.exists() and not path.is_dir():
         p.fail(where, f"{directory!r} is a file, not a directory; name a directory every "
                       "worker sees (it is created when missing)")
+
+
+def _pruning_check(p: _Parser, raw: Any) -> bool:
+    check = p.mapping(raw, "pruning_check", ("raise_min_resource",))
+    value = check.get("raise_min_resource", False)
+    if not isinstance(value, bool):
+        p.fail("pruning_check.raise_min_resource", f"expected true or false, got {value!r}")
+    return bool(value)
 
 
 def _non_negative(p: _Parser, value: Any, where: str) -> float:
