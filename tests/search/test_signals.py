@@ -8,6 +8,7 @@ not, so no worker outlives a test.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -70,14 +71,10 @@ class Launcher:
         return [c for c in children if "resource_tracker" not in " ".join(_cmdline(c))]
 
     def kill_group(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
             self.proc.communicate(timeout=10)
-        except (subprocess.TimeoutExpired, ValueError):
-            pass
 
 
 def _cmdline(p: psutil.Process) -> list[str]:
