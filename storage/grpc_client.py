@@ -24,7 +24,6 @@ import time
 import warnings
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import GrpcStorageProxy
@@ -33,6 +32,7 @@ from optuna.trial import FrozenTrial
 from storage.errors import StorageError
 from storage.optuna_internals import BaseHeartbeat
 from storage.resilient import ResilientStorage
+from storage.url import grpc_address
 
 __all__ = ["BUDGET_SPENT", "HANDSHAKE_STUDY", "HEARTBEAT_ATTR", "PROXY_MARK", "USER_ATTRS_ATTR",
            "grpc_address", "is_budget_spent", "open_grpc_storage"]
@@ -43,21 +43,6 @@ BUDGET_SPENT = "hpsearch: the study's trial budget is spent"
 # Asking for this study, an hpsearch proxy answers "not found" with PROXY_MARK in the details.
 HANDSHAKE_STUDY = "hpsearch:proxy-handshake"
 PROXY_MARK = "hpsearch proxy"
-
-
-def grpc_address(url: str) -> tuple[str, int] | None:
-    """``(host, port)`` for a ``grpc://HOST:PORT`` URL; None for any other URL."""
-    if not url.startswith("grpc://"):
-        return None
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if not parts.hostname or port is None or parts.path not in ("", "/"):
-        raise StorageError(f"storage URL {url!r} is not grpc://HOST:PORT; e.g. "
-                           "grpc://proxy.example:13000 (the address hpsearch proxy listens on)")
-    return parts.hostname, port
 
 
 def is_budget_spent(exc: BaseException) -> bool:

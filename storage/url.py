@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -20,6 +21,7 @@ __all__ = [
     "DEFAULT_STORAGE",
     "ENV_VAR",
     "check_reachable",
+    "grpc_address",
     "parse_url",
     "redact",
     "resolve_storage_url",
@@ -38,8 +40,6 @@ def resolve_storage_url(explicit: str | None = None,
     env = os.environ if environ is None else environ
     url = explicit or env.get(ENV_VAR) or DEFAULT_STORAGE
     if allow_grpc and url.startswith("grpc://"):
-        from storage.grpc_client import grpc_address
-
         grpc_address(url)
         return url
     parse_url(url)
@@ -123,3 +123,18 @@ def check_reachable(url: str, *, timeout_s: int = 5) -> None:
         reason = text.splitlines()[0] if text else type(exc).__name__
         raise StorageError(f"cannot reach storage {redact(url)!r}: {reason}; check that the "
                            f"server runs and the URL is right (--storage or {ENV_VAR})") from exc
+
+
+def grpc_address(url: str) -> tuple[str, int] | None:
+    """``(host, port)`` for a ``grpc://HOST:PORT`` URL; None for any other URL."""
+    if not url.startswith("grpc://"):
+        return None
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise StorageError(f"storage URL {url!r} is not grpc://HOST:PORT; e.g. "
+                           "grpc://proxy.example:13000 (the address hpsearch proxy listens on)")
+    return parts.hostname, port

@@ -23,11 +23,11 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from search.provenance import code_version, library_versions
 from search.study.space import suggest, to_config_changes
 from search.study.study_spec import StudySpec
 from search.study.trainers import get_trainer
 from search.trial.checkpoints import TrialCheckpoints, open_artifact_store
-from search.trial.provenance import code_version, library_versions
 from search.trial.reporter import TrialReporter
 from search.trial.stall import STALLED_EXIT_CODE, StallLimits, StallWatchdog
 from search.tuning.resolve import Resolution, TunedLookup, resolve_tuned

@@ -27,9 +27,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import StudyError
+from search.provenance import code_version, library_versions
 from search.study.study_spec import StudySpec
 from search.study.trainers import TrainerEntry, get_trainer
-from search.trial.provenance import code_version, library_versions
 from search.tuning.remeasure import Job, JobResult, run_jobs
 from search.tuning.resolve import (
     TunedLookup,
