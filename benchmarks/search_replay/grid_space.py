@@ -119,6 +119,25 @@ class GridSpace:
         return config, self.worth[config]
 
     @cached_property
+    def exhaustive_pick(self) -> tuple[ConfigValues, float]:
+        """What trying every configuration once (its first recorded seed) and keeping the best
+        by validation returns, and its worth: the most that selection by validation can be
+        counted on to find in this table (it may rank the best configuration below another)."""
+        runs = [self.table.lookup(c, self.table.seeds(c)[0]) for c in self.table.configs]
+        runs = [r for r in runs if not r.diverged and r.epochs]
+        pick = max(runs, key=lambda r: (r.best_val_acc, -self.worth[r.config])).config
+        return pick, self.worth[pick]
+
+    def reference(self, kind: str) -> float:
+        """The worth a target is measured from: ``best``, the table's best configuration, or
+        ``selectable``, the lower of that and what exhaustive selection by validation returns."""
+        if kind == "best":
+            return self.best[1]
+        if kind == "selectable":
+            return min(self.best[1], self.exhaustive_pick[1])
+        raise ValueError(f"unknown reference {kind!r}; use 'best' or 'selectable'")
+
+    @cached_property
     def full_run_cpu_seconds(self) -> float:
         """The cost of one full run: the mean over the table's completed runs of the sum of
         their epochs' CPU seconds (the unit the benchmark reports compute in)."""

@@ -1,12 +1,13 @@
 """From many traces to the figures the benchmark prints.
 
-For each strategy over its repetitions: the compute to get within ``tolerance`` (0.5 points) of
-the table's best configuration (median and interquartile range, in units of one full run; a
-repetition that never gets there within the horizon counts as never, so a median can be
-"never"), how many repetitions got there, the regret at a fixed budget (table's best minus the
-worth of what the strategy would return then, in points), and the regret over compute for the
-plot. Before a strategy's first completed trial it has nothing to return and is charged the
-regret of a chance-level answer.
+For each strategy over its repetitions: the compute until what it would return is worth at least
+the target (0.5 points below the reference, see ``GridSpace.reference``; median and
+interquartile range, in units of one full run; a repetition that never gets there within the
+horizon counts as never, so a median can be "never"), how many repetitions got there, the regret
+at a fixed budget (the table's best minus the worth of what the strategy would return then, in
+points) and how many were at the target then, and the regret over compute for the plot.
+Before a strategy's first completed trial it has nothing to return and is charged the regret of
+a chance-level answer.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ def quantile(values: Sequence[float], q: float) -> float:
 class StrategySummary:
     name: str
     repetitions: int
-    reached: int  # repetitions that got within the tolerance inside the horizon
+    reached: int  # repetitions that reached the target inside the horizon
     to_target: tuple[float, ...]  # per repetition, in full runs (inf: never)
     regret_at_budget: tuple[float, ...]  # per repetition, in points
+    at_target_at_budget: int  # repetitions whose returned configuration met the target then
     trials: float  # mean number of trials started
     completed: float  # mean number of trials that trained every epoch
     off_grid: int  # suggestions answered by a neighbour (a partly recorded table)
@@ -63,29 +65,27 @@ class StrategySummary:
     def iqr_regret(self) -> tuple[float, float]:
         return quantile(self.regret_at_budget, 0.25), quantile(self.regret_at_budget, 0.75)
 
-    def within_at_budget(self, tolerance_points: float) -> int:
-        """Repetitions whose returned configuration is within the tolerance at the budget."""
-        return sum(r <= tolerance_points + 1e-9 for r in self.regret_at_budget)
-
     @property
     def mean_regret(self) -> float:
         return sum(self.regret_at_budget) / len(self.regret_at_budget)
 
 
 def summarize(name: str, traces: Sequence[Trace], grid: GridSpace, *, budget_runs: float,
-              tolerance: float = 0.005) -> StrategySummary:
+              target: float) -> StrategySummary:
+    """``target``: the worth (holdout accuracy, a fraction) that counts as found."""
     unit = grid.full_run_cpu_seconds
     best = grid.best[1]
-    to_target, regrets = [], []
+    to_target, regrets, hits = [], [], 0
     for trace in traces:
-        reach = trace.compute_to_reach(best - tolerance)
+        reach = trace.compute_to_reach(target)
         to_target.append(NEVER if reach is None else reach / unit)
         worth = trace.worth_at(budget_runs * unit, before_any=CHANCE_ACC)
         regrets.append(100.0 * (best - worth))
+        hits += worth >= target
     n = len(traces)
     return StrategySummary(
         name=name, repetitions=n, reached=sum(not math.isinf(x) for x in to_target),
-        to_target=tuple(to_target), regret_at_budget=tuple(regrets),
+        to_target=tuple(to_target), regret_at_budget=tuple(regrets), at_target_at_budget=hits,
         trials=sum(len(t.trials) for t in traces) / n,
         completed=sum(sum(r.state == "complete" for r in t.trials) for t in traces) / n,
         off_grid=sum(sum(not r.on_grid for r in t.trials) for t in traces))

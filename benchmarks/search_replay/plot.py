@@ -11,9 +11,10 @@ __all__ = ["plot_regret"]
 
 
 def plot_regret(curves: Mapping[str, Sequence[Sequence[float]]], xs_runs: Sequence[float],
-                out: Path, *, title: str, xlabel: str,
-                budget_runs: float) -> None:
-    """``curves[strategy]``: regret in points per repetition (rows) at each of ``xs_runs``."""
+                out: Path, *, title: str, xlabel: str, budget_runs: float,
+                target_regret: float) -> None:
+    """``curves[strategy]``: regret in points per repetition (rows) at each of ``xs_runs``;
+    dotted: the budget; dashed: the target's regret."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,7 +29,7 @@ def plot_regret(curves: Mapping[str, Sequence[Sequence[float]]], xs_runs: Sequen
         (line,) = ax.plot(xs_runs, med, label=name, linewidth=1.6)
         ax.fill_between(xs_runs, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
     ax.axvline(budget_runs, color="grey", linestyle=":", linewidth=1)
-    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax.axhline(target_regret, color="grey", linestyle="--", linewidth=1)
     ax.set_yscale("symlog", linthresh=1.0)
     ax.set_ylim(bottom=0)
     ax.set_xlim(0, max(xs_runs))

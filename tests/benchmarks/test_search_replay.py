@@ -144,6 +144,23 @@ def test_a_diverged_run_is_charged_its_tail_and_never_returned() -> None:
     assert {s.config.lr for s in trace.incumbents} == {0.1}
 
 
+def test_the_reference_is_what_selection_by_validation_can_return() -> None:
+    # A table whose best configuration by holdout is second by validation.
+    blob_runs = []
+    for lr, val, holdout in ((0.01, 0.5, 0.6), (0.1, 0.7, 0.8), (1.0, 0.75, 0.7)):
+        run = synthetic_table(lrs=(lr,), weight_decays=(1e-4,), batch_sizes=(64,),
+                              gammas=(0.1,)).runs[0]
+        d = _as_dict(run)
+        d["epochs"][-1]["val_acc"] = d["best_val_acc"] = val
+        d["holdout_acc"] = holdout
+        blob_runs.append(d)
+    blob = _blob([0.01, 0.1, 1.0], blob_runs)
+    grid = GridSpace(table_from_dict(blob))
+    assert grid.best == (ConfigValues(0.1, 1e-4, 64, 0.1), 0.8)
+    assert grid.exhaustive_pick == (ConfigValues(1.0, 1e-4, 64, 0.1), 0.7)
+    assert grid.reference("best") == 0.8 and grid.reference("selectable") == 0.7
+
+
 def test_random_search_finds_the_known_best(grid: GridSpace) -> None:
     strategy = OptunaStrategy("random", {"name": "random"}, {"name": "none"})
     trace = replay_strategy(grid, strategy, repetition=3, workers=4,
@@ -170,18 +187,23 @@ def test_snapping_uses_log_distance_and_neighbours_for_missing_points() -> None:
                                  "gamma": 0.29})
     assert on_grid
     assert config == ConfigValues(0.1, 1e-3, 128, 0.1)  # log(0.04) is nearer log(0.1)
-    blob: dict[str, Any] = {"format": "hpsearch-search-table/1", "header": {
-        "identity": {"grid": {"lrs": [0.01, 0.1, 1.0], "weight_decays": [1e-4],
-                              "batch_sizes": [64], "gammas": [0.1], "milestone_fractions": [],
-                              "epochs": 4, "width": 0.125},
-                     "seeds": {"base": [0], "extra": [], "extra_configs": []},
-                     "sizes": {}, "trainer_settings": {}, "data": {}},
-        "machine": {}, "recording": {}}, "runs": [
-            _as_dict(table.lookup(ConfigValues(lr, 1e-4, 64, 0.1), 0)) for lr in (0.01, 1.0)]}
+    blob = _blob([0.01, 0.1, 1.0], [_as_dict(table.lookup(ConfigValues(lr, 1e-4, 64, 0.1), 0))
+                                    for lr in (0.01, 1.0)])
     partial = GridSpace(table_from_dict(blob))
     config, on_grid = partial.snap({"lr": 0.2, "weight_decay": 1e-4, "batch_size": 64,
                                     "gamma": 0.1})
     assert not on_grid and config.lr == 1.0
+
+
+def _blob(lrs: list[float], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A table over ``lrs`` (weight decay 1e-4, batch 64, gamma 0.1) holding ``runs``."""
+    return {"format": "hpsearch-search-table/1", "header": {
+        "identity": {"grid": {"lrs": lrs, "weight_decays": [1e-4], "batch_sizes": [64],
+                              "gammas": [0.1], "milestone_fractions": [], "epochs": 4,
+                              "width": 0.125},
+                     "seeds": {"base": [0], "extra": [], "extra_configs": []},
+                     "sizes": {}, "trainer_settings": {}, "data": {}},
+        "machine": {}, "recording": {}}, "runs": runs}
 
 
 def _as_dict(run: Any) -> dict[str, Any]:
@@ -212,8 +234,9 @@ def test_quantiles_and_summary_count_never_as_worst(grid: GridSpace) -> None:
     trace = replay_strategy(grid, OptunaStrategy("r", {"name": "random"}, {"name": "none"}),
                             repetition=0, workers=4,
                             horizon_cpu_seconds=2 * grid.full_run_cpu_seconds)
-    s = summarize("r", [trace], grid, budget_runs=1.0)
+    s = summarize("r", [trace], grid, budget_runs=1.0, target=grid.best[1])
     assert s.repetitions == 1 and len(s.to_target) == 1
+    assert s.at_target_at_budget == (s.regret_at_budget[0] == 0)
 
 
 def test_the_benchmark_ends_with_its_one_line(tmp_path: Any,
