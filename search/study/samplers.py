@@ -17,6 +17,7 @@ import optuna
 
 from search.errors import SpecError
 from search.study.model import ComponentSpec, ParamSpec
+from storage.optuna_internals import IN_MEMORY_STORAGE_LOGGER
 
 __all__ = ["PRUNER_NAMES", "SAMPLER_NAMES", "build_pruner", "build_sampler", "rehearse",
            "with_first_decision"]
@@ -106,7 +107,7 @@ def rehearse(sampler: ComponentSpec, pruner: ComponentSpec, space: tuple[ParamSp
     from search.study.space import suggest
 
     storage = optuna.storages.InMemoryStorage()
-    quiet = logging.getLogger("optuna.storages._in_memory")  # "a new study created in memory"
+    quiet = logging.getLogger(IN_MEMORY_STORAGE_LOGGER)  # "a new study created in memory"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quiet.addFilter(_drop_all)
