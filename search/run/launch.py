@@ -192,7 +192,8 @@ def launch(spec: StudySpec, storage: StorageHandle, *, emit: Callable[[str], Non
     report = executor.run(spec, worker_url, on_tick=watcher.tick, on_worker_lost=on_worker_lost)
     watcher.tick(force=True)  # the last finished trials
     best, promotion = _conclude(study, spec, storage, report, emit, promote=promote,
-                                extra_seeds=extra_seeds)
+                                extra_seeds=extra_seeds,
+                                threads=getattr(executor, "threads", None))
     return LaunchResult(study, created, report, best, time.monotonic() - start, promotion)
 
 
@@ -277,7 +278,8 @@ class _Watcher:
 
 def _conclude(study: optuna.Study, spec: StudySpec, storage: StorageHandle,
               report: ExecutionReport, emit: Callable[[str], None], *, promote: bool,
-              extra_seeds: int) -> tuple[FrozenTrial | None, PromotionReport | None]:
+              extra_seeds: int, threads: int | None = None
+              ) -> tuple[FrozenTrial | None, PromotionReport | None]:
     """After the workers: say what stopped them, raise a worker's error if the budget is not
     spent, and promote the winner."""
     for line in report.lost:
@@ -293,8 +295,9 @@ def _conclude(study: optuna.Study, spec: StudySpec, storage: StorageHandle,
         emit(f"not promoting: a multi-objective study has {len(p.pareto)} best trials (the "
              "Pareto front); pick one with hpsearch defaults promote STUDY --trial N")
     if promote and p.best is not None and report.trials_run > 0:
+        # Re-measurement runs as the workers did: as many at once, as many threads each.
         promotion = promote_best_trial(study, spec, storage, extra_seeds=extra_seeds,
-                                       emit=emit)
+                                       threads=threads, emit=emit)
     return p.best, promotion
 
 

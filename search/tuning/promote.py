@@ -143,6 +143,7 @@ def _incumbent_config(entry: TrainerEntry, candidate: Mapping[str, Any],
 def promote_best_trial(study: optuna.Study, spec: StudySpec, storage: StorageHandle, *,
                        extra_seeds: int = 2, force: bool = False,
                        trial_number: int | None = None, workers: int | None = None,
+                       threads: int | None = None,
                        emit: Callable[[str], None] = log.info) -> PromotionReport:
     """Re-measure the best trial (or ``trial_number``) against what is in force for its regime
     and promote it if it beats it beyond seed noise (see the module docstring). A
@@ -184,7 +185,8 @@ def promote_best_trial(study: optuna.Study, spec: StudySpec, storage: StorageHan
         value = done.result.get(metric)
         return f": {metric} {value:.4f}" if isinstance(value, int | float) else ""
 
-    results = run_jobs(jobs, workers=workers or spec.workers, emit=emit, describe=describe)
+    results = run_jobs(jobs, workers=workers or spec.workers, threads=threads, emit=emit,
+                       describe=describe)
     for done in results:
         if done.job.label == "the candidate" and done.result.get("stop_reason") == "diverged":
             raise StudyError(f"trial {trial.number} diverged with seed {done.job.seed} (epoch "

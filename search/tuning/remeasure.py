@@ -43,14 +43,15 @@ def _train(trainer: str, config: Mapping[str, Any], threads: int) -> dict[str, A
     return dict(entry.train(entry.build_config(config)))
 
 
-def run_jobs(jobs: Sequence[Job], *, workers: int,
+def run_jobs(jobs: Sequence[Job], *, workers: int, threads: int | None = None,
              emit: Callable[[str], None] = log.info,
              describe: Callable[[JobResult], str] = lambda r: "") -> list[JobResult]:
-    """Every job's result, in the order of ``jobs``."""
+    """Every job's result, in the order of ``jobs``; ``threads`` each (default: the machine's
+    cores shared among ``workers``)."""
     if not jobs:
         return []
     workers = max(1, min(workers, len(jobs)))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     import multiprocessing as mp
 
     results: dict[int, JobResult] = {}
