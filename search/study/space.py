@@ -16,12 +16,15 @@ from search.study.model import BaselineSpec, ParamSpec, StudySpec
 if TYPE_CHECKING:
     import optuna
 
+    from search.study.trainers import TrainerEntry
+
 __all__ = [
     "OutsideSpace",
     "baseline_to_optuna_params",
     "milestone_epochs",
     "milestones_fit",
     "representative_params",
+    "rescale_epoch_fields",
     "suggest",
     "to_config_changes",
     "to_optuna_params",
@@ -150,3 +153,28 @@ def representative_params(space: tuple[ParamSpec, ...]) -> dict[str, Any]:
         else:
             out[p.name] = int(p.low) if p.type == "int" else p.low
     return out
+
+
+def rescale_epoch_fields(entry: TrainerEntry, layer: dict[str, Any], old_epochs: int,
+                          new_epochs: int, notes: list[str], *,
+                          source: str = "tuned default") -> None:
+    """Fields counted in epochs keep their fraction of the budget (a patience of 1 measured in
+    3 epochs never reaches a 250-epoch run as 1), within the trainer's floors."""
+    if old_epochs == new_epochs:
+        return
+    for name in entry.info.epoch_fields:
+        value: Any = layer.get(name)
+        if value is None or isinstance(value, bool):
+            continue
+        if name == "milestones":
+            scaled: Any = list(milestone_epochs([m / old_epochs for m in value], new_epochs))
+        elif isinstance(value, int) and value > 0:
+            floor = min(entry.info.epoch_floors.get(name, 1), new_epochs)
+            scaled = max(floor, round(value * new_epochs / old_epochs))
+        else:
+            continue
+        shown = list(value) if isinstance(value, list | tuple) else value
+        if scaled != shown:
+            notes.append(f"{name} {shown} -> {scaled}: the same fraction of {new_epochs} "
+                         f"epochs as the {source}'s of its {old_epochs}")
+            layer[name] = scaled

@@ -65,6 +65,7 @@ from search.study.space import (
     milestone_epochs,
     milestones_fit,
     representative_params,
+    rescale_epoch_fields,
     to_config_changes,
 )
 from search.study.trainers import TrainerEntry, get_trainer
@@ -622,6 +623,14 @@ class _Parser:
         return int(value)
 
 
+def _epoch_defaults(entry: TrainerEntry, epochs: int) -> dict[str, Any]:
+    """The code default of every field counted in epochs, rescaled to ``epochs``."""
+    code = entry.build_config()
+    values = {name: getattr(code, name) for name in entry.info.epoch_fields}
+    rescale_epoch_fields(entry, values, int(code.epochs), epochs, [])
+    return values
+
+
 def _check_config(p: _Parser, entry: TrainerEntry, where: str, config: Mapping[str, Any],
                   space: tuple[ParamSpec, ...]) -> None:
     """The config must build a valid trainer config together with any point of the space."""
@@ -637,7 +646,9 @@ def _check_config(p: _Parser, entry: TrainerEntry, where: str, config: Mapping[s
     representative = representative_params(space)
     try:
         epochs = int(config.get("epochs", entry.build_config().epochs))
-        entry.build_config(config, to_config_changes(space, representative, epochs))
+        # The code's own milestones, patience, ... follow the budget, as resolution does.
+        defaults = _epoch_defaults(entry, epochs)
+        entry.build_config(defaults, config, to_config_changes(space, representative, epochs))
     except (SpecError, TypeError, ValueError) as exc:
         p.fail(where, str(exc))
     for param in space:
@@ -649,7 +660,7 @@ def _check_config(p: _Parser, entry: TrainerEntry, where: str, config: Mapping[s
     for param in space:  # every choice must make a valid config, not only the first
         for choice in param.choices[1:]:
             try:
-                entry.build_config(config, to_config_changes(
+                entry.build_config(defaults, config, to_config_changes(
                     space, {**representative, param.name: choice}, epochs))
             except (SpecError, TypeError, ValueError) as exc:
                 p.fail(f"space.{param.name}.choices", f"{choice!r}: {exc}")

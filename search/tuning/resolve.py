@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from search.errors import SpecError
-from search.study.space import milestone_epochs
+from search.study.space import rescale_epoch_fields
 from search.study.trainers import TrainerEntry
 from search.tuning.regime import describe_regime, regime_distance, regime_mismatches
 from storage.handle import StorageHandle
@@ -91,14 +91,14 @@ def resolve_config(entry: TrainerEntry, *, explicit: Mapping[str, Any],
                          f"scaling for batch size {new_bs} instead of the tuned {old_bs}")
             layer["lr"] = float(layer["lr"]) * factor
     if "epochs" in explicit and "epochs" in (tuned or {}):
-        _rescale_epoch_fields(entry, layer, int(tuned["epochs"]),  # type: ignore[index]
+        rescale_epoch_fields(entry, layer, int(tuned["epochs"]),  # type: ignore[index]
                               int(explicit["epochs"]), notes)
     code_defaults = entry.build_config()  # optimizer settings there are None: "unset"
     # The code's own milestones, patience, ... are fractions of its own epoch budget too.
     budget = int(explicit.get("epochs", layer.get("epochs", code_defaults.epochs)))
     rescaled = {name: getattr(code_defaults, name) for name in entry.info.epoch_fields
                 if name not in explicit and name not in layer}
-    _rescale_epoch_fields(entry, rescaled, int(code_defaults.epochs), budget, notes,
+    rescale_epoch_fields(entry, rescaled, int(code_defaults.epochs), budget, notes,
                           source="code default")
     rescaled = {k: v for k, v in rescaled.items() if v != getattr(code_defaults, k)}
     cfg = entry.build_config(rescaled, layer, explicit)
@@ -117,31 +117,6 @@ def resolve_config(entry: TrainerEntry, *, explicit: Mapping[str, Any],
         else:
             sources[f.name] = CODE
     return Resolution(resolved, sources, tuple(notes), tuned_row_id if layer else None)
-
-
-def _rescale_epoch_fields(entry: TrainerEntry, layer: dict[str, Any], old_epochs: int,
-                          new_epochs: int, notes: list[str], *,
-                          source: str = "tuned default") -> None:
-    """Fields counted in epochs keep their fraction of the budget (a patience of 1 measured in
-    3 epochs never reaches a 250-epoch run as 1), within the trainer's floors."""
-    if old_epochs == new_epochs:
-        return
-    for name in entry.info.epoch_fields:
-        value: Any = layer.get(name)
-        if value is None or isinstance(value, bool):
-            continue
-        if name == "milestones":
-            scaled: Any = list(milestone_epochs([m / old_epochs for m in value], new_epochs))
-        elif isinstance(value, int) and value > 0:
-            floor = min(entry.info.epoch_floors.get(name, 1), new_epochs)
-            scaled = max(floor, round(value * new_epochs / old_epochs))
-        else:
-            continue
-        shown = list(value) if isinstance(value, list | tuple) else value
-        if scaled != shown:
-            notes.append(f"{name} {shown} -> {scaled}: the same fraction of {new_epochs} "
-                         f"epochs as the {source}'s of its {old_epochs}")
-            layer[name] = scaled
 
 
 @dataclass(frozen=True)
