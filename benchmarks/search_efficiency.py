@@ -2,7 +2,7 @@
 replaying recorded CIFAR-10 learning curves (issue #14).
 
     python benchmarks/search_efficiency.py [--table PATH] [--reps 30] [--out DIR]
-        [--workers 4] [--budget 20] [--horizon 40] [--jobs N] [--candidates] [--synthetic]
+        [--workers 4] [--budget 20] [--horizon 100] [--jobs N] [--candidates] [--synthetic]
 
 Strategies: random search, TPE, TPE with Hyperband and with successive halving as hpsearch's
 examples set them, hpsearch's default (whatever a spec without sampler and pruner gets), and

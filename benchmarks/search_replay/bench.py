@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=4, help="simulated asynchronous workers")
     p.add_argument("--budget", type=float, default=20.0,
                    help="the fixed budget for the regret column, in full runs")
-    p.add_argument("--horizon", type=float, default=40.0,
+    p.add_argument("--horizon", type=float, default=100.0,
                    help="compute each simulated study spends, in full runs")
     p.add_argument("--tolerance", type=float, default=0.5,
                    help="'within' this many points of the reference's holdout accuracy")
