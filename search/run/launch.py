@@ -250,17 +250,17 @@ class _Watcher:
             self.seen.add(t.number)
             self.emit(describe_trial(t, self.spec.metric_label()))
         if new:
-            self._check_pruning()
+            self._check_pruning(p.finished)
         if new or now - self.last_line >= self.every_s:
             self.last_line = now
             self.progress(format_progress(p))
 
-    def _check_pruning(self) -> None:
+    def _check_pruning(self, finished: Sequence[FrozenTrial]) -> None:
         """Say when the rung the pruner decides at proves (un)informative; with the spec's
         opt-in, move the workers' first decision to the first epoch that predicts."""
         if self.decision is None:
             return
-        check = check_pruning(self.study.get_trials(deepcopy=False), decision=self.decision)
+        check = check_pruning(finished, decision=self.decision)  # read once, by progress
         verdict = check.informative
         if verdict is None or verdict == self.pruning_verdict:
             return

@@ -99,10 +99,13 @@ class Objective:
         base = {**self.spec.config, **overrides}
         milestone_names = {p.name for p in self.spec.space if p.type == "milestones"}
         plain = {k: v for k, v in params.items() if k not in milestone_names}
-        # Milestones are fractions of the epoch budget, which a tuned default may set: find the
-        # budget first, then place them.
-        epochs = int(resolve_tuned(self.entry, {**base, **plain}, self._lookup).config.epochs)
-        explicit = {**base, **to_config_changes(self.spec.space, params, epochs)}
+        first = resolve_tuned(self.entry, {**base, **plain}, self._lookup)
+        if not milestone_names:
+            return first
+        # Milestones are fractions of the epoch budget, which a tuned default may set: the
+        # budget comes from the first resolution, then they are placed in it.
+        explicit = {**base, **to_config_changes(self.spec.space, params,
+                                                int(first.config.epochs))}
         return resolve_tuned(self.entry, explicit, self._lookup)
 
     def _checkpoints(self, trial: optuna.Trial) -> TrialCheckpoints | None:

@@ -75,7 +75,8 @@ def test_a_clear_winner_is_promoted_for_its_regime_only(
     path = _stub_study(tmp_path, "clear", seed_noise=0.0, lr=(0.04, 0.06))
     assert main(["launch", str(path), "--storage", sqlite_url, "--extra-seeds", "2"]) == 0
     out = capsys.readouterr().out
-    assert "promoted: trial" in out and "beats code defaults: mean paired difference +" in out
+    assert "\npromoted: trial" in "\n" + out
+    assert "beats code defaults: mean paired difference +" in out
     [row] = current_rows(open_storage(sqlite_url).engine, STUB_KEY)
     assert row.regime == {"epochs": 6} and row.n_seeds == 3 and 0.04 <= row.params["lr"] <= 0.06
     # Promoting the same winner again: it is the row in force, nothing to re-measure.

@@ -40,7 +40,7 @@ def test_a_tiny_regime_s_default_leaves_a_full_run_alone(
     assert main(["launch", str(path), "--storage", sqlite_url, "--no-promote"]) == 0
     assert main(["defaults", "promote", "tiny-regime", "--storage", sqlite_url,
                  "--force"]) == 0
-    assert "promoted: trial" in capsys.readouterr().out
+    assert "\npromoted: trial" in "\n" + capsys.readouterr().out  # not "not promoted: ..."
     [row] = current_rows(open_storage(sqlite_url).engine,
                          DefaultsKey("cifar", "resnet18", "sgd", "synthetic"))
     assert (row.regime or {})["width"] == 0.125 and (row.regime or {})["epochs"] == 3

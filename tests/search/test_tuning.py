@@ -51,7 +51,7 @@ def study_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
         # what these tests are about (tests/search/test_promotion_rule.py is).
         assert main(["defaults", "promote", "tuning", "--storage", url, "--force"]) == 0
     text = out.getvalue()
-    assert "promoted: trial" in text and "as cifar/resnet18/sgd/synthetic" in text
+    assert "\npromoted: trial" in "\n" + text and "as cifar/resnet18/sgd/synthetic" in text
     assert "over seeds (0: " in text and ", 1: " in text and ", 2: " in text
     assert "forced; mean paired difference" in text
     return spec, tmp / "db.sqlite"
