@@ -61,7 +61,14 @@ from trainers.runtime import (
     pick_device,
 )
 from trainers.schedules import SCHEDULES, LRSchedule
-from trainers.training_config import OptimizerSettings, ScheduleOptions, TrainingConfigMixin
+from trainers.training_config import (
+    EPOCH_FIELDS,
+    EPOCH_FLOORS,
+    OptimizerSettings,
+    ScheduleOptions,
+    TrainingConfigMixin,
+    training_tunable_fields,
+)
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "SEARCH", "CifarConfig", "Config", "StopReason",
            "preflight", "train"]
@@ -155,11 +162,7 @@ _REPORTS = ("train_loss", "train_acc", "val_loss", "val_acc", "train_val_gap", "
             "epoch_seconds", "images_per_second")
 Config = CifarConfig  # the name the trainer contract looks for
 SEARCH = TrainerInfo(
-    tunable_fields=("lr", "weight_decay", "momentum", "beta1", "beta2", "eps", "alpha", "rho",
-                    "lr_decay", "batch_size", "label_smoothing", "clip_grad_norm", "epochs",
-                    "schedule", "milestones", "gamma", "step_size", "exp_per_step",
-                    "warmup_epochs", "min_lr", "plateau_patience", "plateau_factor",
-                    "plateau_cooldown", "pct_start", "patience", "min_delta"),
+    tunable_fields=training_tunable_fields("batch_size", "label_smoothing"),
     metrics=("best_val_acc", "best_train_acc", "best_train_loss", "best_val_loss",
              "best_train_val_gap", "best_epoch", "epochs_run", "resumed_from_epoch",
              "test_acc", "test_loss", *(f"last_{m}" for m in _REPORTS)),
@@ -172,9 +175,8 @@ SEARCH = TrainerInfo(
                    "batch_size"),
     dataset_key=_dataset_key,
     regime=_regime,
-    epoch_fields=("milestones", "patience", "step_size", "warmup_epochs", "plateau_patience",
-                  "plateau_cooldown"),
-    epoch_floors={"patience": 3},
+    epoch_fields=EPOCH_FIELDS,
+    epoch_floors=EPOCH_FLOORS,
     regime_scaled=("epochs", "batch_size", "synthetic_size", "train_limit", "val_size"),
 )
 

@@ -69,7 +69,14 @@ from trainers.runtime import (
 )
 from trainers.schedules import LRSchedule
 from trainers.seg_metrics import ConfusionMatrix
-from trainers.training_config import OptimizerSettings, ScheduleOptions, TrainingConfigMixin
+from trainers.training_config import (
+    EPOCH_FIELDS,
+    EPOCH_FLOORS,
+    OptimizerSettings,
+    ScheduleOptions,
+    TrainingConfigMixin,
+    training_tunable_fields,
+)
 
 __all__ = ["MODEL_LR", "SEARCH", "Config", "MultitaskConfig", "StopReason", "preflight",
            "train"]
@@ -214,11 +221,7 @@ _REPORTS = ("score", "val_acc", "val_top5_acc", "val_cls_loss", "val_miou", "val
             "epoch_seconds", "images_per_second")
 Config = MultitaskConfig  # the name the trainer contract looks for
 SEARCH = TrainerInfo(
-    tunable_fields=("lr", "weight_decay", "momentum", "beta1", "beta2", "eps", "alpha", "rho",
-                    "lr_decay", "seg_weight", "batch_size", "clip_grad_norm", "epochs",
-                    "schedule", "milestones", "gamma", "step_size", "exp_per_step",
-                    "warmup_epochs", "min_lr", "plateau_patience", "plateau_factor",
-                    "plateau_cooldown", "pct_start", "patience", "min_delta"),
+    tunable_fields=training_tunable_fields("seg_weight", "batch_size"),
     metrics=("best_score", "best_val_acc", "best_val_miou", "best_val_pixel_acc",
              "best_val_top5_acc", "best_val_cls_loss", "best_val_seg_loss",
              "best_train_cls_loss", "best_train_seg_loss", "best_epoch", "epochs_run",
@@ -231,9 +234,8 @@ SEARCH = TrainerInfo(
                    "cls_image_size", "seg_image_size", "val_fraction", "coco_min_area",
                    "train_limit", "val_limit", "epochs", "steps_per_epoch", "batch_size"),
     regime=_regime,
-    epoch_fields=("milestones", "patience", "step_size", "warmup_epochs", "plateau_patience",
-                  "plateau_cooldown"),
-    epoch_floors={"patience": 3},
+    epoch_fields=EPOCH_FIELDS,
+    epoch_floors=EPOCH_FLOORS,
     regime_scaled=("epochs", "steps_per_epoch", "batch_size", "train_limit", "val_limit"),
     dataset_key=_dataset_key,
 )

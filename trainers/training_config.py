@@ -3,12 +3,14 @@ unset (``OptimizerSettings``), the schedule options whose defaults do not differ
 trainers (``ScheduleOptions``), and behaviour (``TrainingConfigMixin``): optimizer settings with
 the document's defaults, the LR schedule, validation, ``replace`` that names unknown keys, and a
 plain-dict form. Fields whose defaults differ per trainer (optimizer, epochs, schedule,
-milestones, gamma, patience...) are declared by each config."""
+milestones, gamma, patience...) are declared by each config. The search declarations of these
+shared fields (``training_tunable_fields``, ``EPOCH_FIELDS``, ``EPOCH_FLOORS``) live here too."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -16,7 +18,8 @@ from trainers.optim import OPTIMIZERS, optimizer_settings
 from trainers.runtime import OPTIMIZER_FIELDS, validate_optimizer_fields
 from trainers.schedules import ScheduleSpec
 
-__all__ = ["OptimizerSettings", "ScheduleOptions", "TrainingConfigMixin"]
+__all__ = ["EPOCH_FIELDS", "EPOCH_FLOORS", "OptimizerSettings", "ScheduleOptions",
+           "TrainingConfigMixin", "training_tunable_fields"]
 
 _C = TypeVar("_C", bound="TrainingConfigMixin")
 
@@ -48,6 +51,21 @@ class ScheduleOptions:
     plateau_factor: float = 0.1
     plateau_cooldown: int = 0
     pct_start: float = 0.3
+
+
+def training_tunable_fields(*own: str) -> tuple[str, ...]:
+    """A trainer's ``SEARCH.tunable_fields``: the optimizer settings, then ``own`` (the
+    trainer's own tunable fields, e.g. ``batch_size``), then the shared training fields."""
+    return (*OPTIMIZER_FIELDS, *own, "clip_grad_norm", "epochs", "schedule", "milestones",
+            "gamma", *(f.name for f in dataclasses.fields(ScheduleOptions)), "patience",
+            "min_delta")
+
+
+# The shared fields counted in epochs (``SEARCH.epoch_fields``), and the least a rescaled one
+# may become (``SEARCH.epoch_floors``): early stopping on the first dip is no early stopping.
+EPOCH_FIELDS = ("milestones", "patience", "step_size", "warmup_epochs", "plateau_patience",
+                "plateau_cooldown")
+EPOCH_FLOORS: Mapping[str, int] = {"patience": 3}
 
 
 class TrainingConfigMixin:

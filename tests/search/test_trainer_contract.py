@@ -154,6 +154,10 @@ def test_built_in_entries_keep_their_keys_and_tuned_fields() -> None:
     assert multitask.key_fields == ("model", "optimizer", "cls_dataset", "seg_dataset")
     assert "label_smoothing" in cifar.tunable_fields and "seg_weight" not in cifar.tunable_fields
     assert "seg_weight" in multitask.tunable_fields
+    # Beyond their own fields both tune the same optimizer and schedule fields.
+    assert set(cifar.tunable_fields) ^ set(multitask.tunable_fields) == \
+        {"label_smoothing", "seg_weight"}
+    assert cifar.info.epoch_fields == multitask.info.epoch_fields
     for entry in (cifar, multitask):
         config = entry.build_config().to_dict()
         kept = tuned_params_from_config(entry, config)
