@@ -19,6 +19,8 @@ ARTIFACT_ATTR = "checkpoint_artifact"
 # Trial user attribute: a retry's checkpoint could not be read whole and was set aside.
 CHECKPOINT_WARNING_ATTR = "checkpoint_warning"
 BASELINE_ATTR = "hps_baseline"
+# Trial user attribute: why the trial failed (the exception, a stall, a lost worker).
+FAIL_REASON_ATTR = "fail_reason"
 FAIL_KIND_ATTR = "fail_kind"
 RETRY_OF_ATTR = "retry_of"
 OVERRIDES_ATTR = "hps_config_overrides"

@@ -10,13 +10,11 @@ import warnings
 import optuna
 from optuna.trial import TrialState
 
-from storage.attrs import WORKER_ATTR
+from storage.attrs import FAIL_REASON_ATTR, WORKER_ATTR
 
 __all__ = ["fail_trials_of"]
 
 log = logging.getLogger(__name__)
-
-_FAIL_REASON_ATTR = "fail_reason"
 
 
 def fail_trials_of(study: optuna.Study, identity: str, reason: str, max_retries: int
@@ -33,7 +31,7 @@ def fail_trials_of(study: optuna.Study, identity: str, reason: str, max_retries:
         if t.user_attrs.get(WORKER_ATTR) != identity:
             continue
         try:
-            storage.set_trial_user_attr(t._trial_id, _FAIL_REASON_ATTR, reason)
+            storage.set_trial_user_attr(t._trial_id, FAIL_REASON_ATTR, reason)
             if storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
                 retry(study, storage.get_trial(t._trial_id))
                 failed.append(t.number)

@@ -38,6 +38,7 @@ from search.tuning.resolve import TunedLookup, TunedSnapshot
 from storage import StorageError, StudyLock
 from storage.attrs import (
     FAIL_KIND_ATTR,
+    FAIL_REASON_ATTR,
     NODE_ATTR,
     PRUNER_FLOOR_ATTR,
     TUNED_SNAPSHOT_ATTR,
@@ -154,8 +155,7 @@ class _FailureStreak:
                                   "image sizes, or give each trial more GPU memory")
         elif last.state == TrialState.FAIL:
             self.failures += 1
-            reason = last.user_attrs.get("fail_reason") or last.system_attrs.get(
-                "fail_reason", "unknown")
+            reason = last.user_attrs.get(FAIL_REASON_ATTR) or "unknown"
             log.warning("trial %d failed: %s", last.number, reason)
             if self.failures >= self.max_failures:
                 raise WorkerError(f"worker {self.worker_index}: {self.failures} trials in a "

@@ -31,7 +31,13 @@ from search.trial.checkpoints import TrialCheckpoints, open_artifact_store
 from search.trial.reporter import TrialReporter
 from search.trial.stall import STALLED_EXIT_CODE, StallLimits, StallWatchdog
 from search.tuning.resolve import Resolution, TunedLookup, resolve_tuned
-from storage.attrs import CONFIG_ATTR, FAIL_KIND_ATTR, OVERRIDES_ATTR, RETRY_OF_ATTR
+from storage.attrs import (
+    CONFIG_ATTR,
+    FAIL_KIND_ATTR,
+    FAIL_REASON_ATTR,
+    OVERRIDES_ATTR,
+    RETRY_OF_ATTR,
+)
 
 __all__ = ["Objective", "set_user_attrs"]
 
@@ -88,7 +94,7 @@ class Objective:
         trial = self._current
         if trial is not None:
             try:
-                set_user_attrs(trial, {"fail_reason": reason, FAIL_KIND_ATTR: "stalled"})
+                set_user_attrs(trial, {FAIL_REASON_ATTR: reason, FAIL_KIND_ATTR: "stalled"})
                 trial.study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             except Exception:  # the process ends either way; the heartbeat then fails it
                 log.exception("could not record the stall of trial %d", trial.number)
@@ -153,7 +159,7 @@ class Objective:
         try:
             result = self.entry.train(cfg, reporter)
         except Exception as exc:
-            record["fail_reason"] = f"{type(exc).__name__}: {exc}"[:2000]
+            record[FAIL_REASON_ATTR] = f"{type(exc).__name__}: {exc}"[:2000]
             if _is_out_of_memory(exc):
                 record[FAIL_KIND_ATTR] = "out_of_memory"
                 _free_accelerator_memory()  # the next trial starts from an empty cache
