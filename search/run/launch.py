@@ -184,9 +184,9 @@ def launch(spec: StudySpec, storage: StorageHandle, *, emit: Callable[[str], Non
     watcher = _Watcher(study, spec, emit, progress or emit, progress_every_s)
 
     def on_worker_lost(pid: int, code: int) -> None:
-        _fail_trials_of(study, worker_identity(pid), f"worker process {pid} exited with code "
-                                                     f"{code} during the trial",
-                        spec.fault_tolerance.max_retries)
+        fail_trials_of(study, worker_identity(pid), f"worker process {pid} exited with code "
+                                                    f"{code} during the trial",
+                       spec.fault_tolerance.max_retries)
 
     start = time.monotonic()
     report = executor.run(spec, worker_url, on_tick=watcher.tick, on_worker_lost=on_worker_lost)
@@ -324,9 +324,3 @@ def _store_for_proxied_workers(study: optuna.Study, spec: StudySpec,
     rows = snapshot_rows(storage.engine)
     study._storage.set_study_system_attr(study._study_id, BUDGET_ATTR, spec.n_trials)
     study._storage.set_study_system_attr(study._study_id, TUNED_SNAPSHOT_ATTR, rows)
-
-
-def _fail_trials_of(study: optuna.Study, identity: str, reason: str, max_retries: int) -> None:
-    """Fail the RUNNING trials of a worker that died, now rather than after the heartbeat's
-    grace period, and re-queue each with the same parameters (as the heartbeat would)."""
-    fail_trials_of(study, identity, reason, max_retries)

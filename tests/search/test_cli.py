@@ -12,7 +12,7 @@ import yaml
 from optuna.trial import TrialState
 
 from search.cli.main import main
-from search.run.launch import _fail_trials_of
+from search.run.reclaim import fail_trials_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -195,7 +195,7 @@ def test_a_lost_worker_s_running_trial_is_failed_with_the_reason_and_requeued(
     other = study.ask()
     mine.set_user_attr("worker", "host:123")
     other.set_user_attr("worker", "host:456")
-    _fail_trials_of(study, "host:123", "worker process 123 exited with code -9", max_retries=3)
+    fail_trials_of(study, "host:123", "worker process 123 exited with code -9", max_retries=3)
     trials = study.get_trials()
     states = {t.number: t.state for t in trials}
     assert states == {mine.number: TrialState.FAIL, other.number: TrialState.RUNNING,
