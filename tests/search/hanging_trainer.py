@@ -4,46 +4,22 @@ does: no report, no return, the process alive. Named in specs as
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from trainers.contract import TrainerInfo
-from trainers.dataset_keys import dataset_key
+from tests.search.toy_trainers import SEARCH, ToyConfig, preflight
 from trainers.reporter import NullReporter, Reporter
 
 __all__ = ["SEARCH", "Config", "preflight", "train"]
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(ToyConfig):
     model: str = "hang"
-    optimizer: str = "sgd"
-    dataset: str = "none"
-    lr: float = 0.01
     epochs: int = 4
-    seed: int = 0
-    checkpoint_dir: str | None = None
     epoch_s: float = 0.2
     hang_at_epoch: int = 0  # 0: never
-
-    def replace(self, **changes: Any) -> Config:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-SEARCH = TrainerInfo(
-    tunable_fields=("lr",), metrics=("best_val_acc",), reports=("val_acc",),
-    default_metric="best_val_acc", default_report="val_acc",
-    key_fields=("model", "optimizer", "dataset"), regime_fields=("epochs",),
-    dataset_key=lambda cfg: dataset_key(cfg.dataset))
-
-
-def preflight(cfg: Config) -> None:
-    return None
 
 
 def train(cfg: Config, reporter: Reporter | None = None) -> dict[str, Any]:
