@@ -11,43 +11,20 @@ accuracy at that epoch and the configuration's worth, and how many of the best c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
 from dataclasses import dataclass
 
 from benchmarks.search_replay.grid_space import GridSpace
+from search.report.pruning_check import spearman
 
-__all__ = ["EpochAgreement", "early_rank_agreement", "spearman"]
-
-
-def _ranks(values: Sequence[float]) -> list[float]:
-    """Ranks from 1, ties sharing their mean rank."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    ra, rb = _ranks(a), _ranks(b)
-    n = len(ra)
-    ma, mb = sum(ra) / n, sum(rb) / n
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
-    va = sum((x - ma) ** 2 for x in ra)
-    vb = sum((y - mb) ** 2 for y in rb)
-    return cov / (va * vb) ** 0.5 if va and vb else float("nan")
+__all__ = ["EpochAgreement", "early_rank_agreement"]
 
 
 @dataclass(frozen=True)
 class EpochAgreement:
     epoch: int
     spearman: float  # validation accuracy at this epoch vs the configuration's worth
+    # (nan: one side is constant)
     top_kept: int  # of the ``top`` best configurations, how many are in the top third here
     top: int
 
@@ -67,6 +44,7 @@ def early_rank_agreement(grid: GridSpace, *, top: int = 5, keep: float = 1 / 3
     for e in range(epochs):
         at = [r.epochs[e].val_acc for r in runs]
         cut = sorted(at, reverse=True)[max(0, int(len(at) * keep) - 1)]
-        out.append(EpochAgreement(epoch=e + 1, spearman=spearman(at, worth),
+        rho = spearman(at, worth)
+        out.append(EpochAgreement(epoch=e + 1, spearman=math.nan if rho is None else rho,
                                   top_kept=sum(at[i] >= cut for i in best), top=len(best)))
     return out
