@@ -33,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.report.pruning_check import check_pruning, decision_epoch
 from search.report.ranking import Ranked, rank_trials
+from search.study.study_spec import PATIENCE_FLOOR  # the floor of a rescaled patience
 from storage.attrs import CONFIG_ATTR
 
 __all__ = ["Comparison", "RoundAnalysis", "analyse", "compare", "importance_unavailable",
@@ -56,7 +57,6 @@ MIN_LOSERS_TO_DROP = 3  # trials at a choice, none in the top, before the choice
 # fANOVA's ranking from a handful of trials is noise: 4 trials ranked batch size first in a
 # study where it did not matter (issue 13)
 MIN_COMPLETE_FOR_IMPORTANCE = 10
-PATIENCE_FLOOR = 3  # the spec parser's floor for a rescaled patience
 
 
 @dataclass(frozen=True)
