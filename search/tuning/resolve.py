@@ -141,13 +141,13 @@ def resolve_tuned(entry: TrainerEntry, explicit: Mapping[str, Any],
     skipped: list[str] = []
     scaled = entry.info.regime_scaled
     for row in rows:
-        attempt = resolve_config(entry, explicit=explicit, tuned=row.params,
-                                 tuned_row_id=row.id, scaling_rule=scaling_rule)
         if row.regime is None:
             skipped.append(f"skipped tuned row {row.id}: it was measured before hpsearch "
                            "recorded regimes, so nothing says where it holds; promote a study "
                            "again to replace it")
             continue
+        attempt = resolve_config(entry, explicit=explicit, tuned=row.params,
+                                 tuned_row_id=row.id, scaling_rule=scaling_rule)
         run = entry.info.regime_of(attempt.config)
         problems = regime_mismatches(run, row.regime, scaled)
         if problems:

@@ -58,3 +58,25 @@ def test_a_tiny_regime_s_default_leaves_a_full_run_alone(
     assert f"note: skipped tuned row {row.id} (measured, measured at " in after
     assert "epochs 250 here vs 3 (more than 2x apart)" in after
     assert "width 1.0 here vs 0.125" in after
+
+
+def test_a_row_without_a_regime_is_named_and_skipped_and_the_fitting_row_applies() -> None:
+    from search.study.trainers import get_trainer
+    from search.tuning.resolve import TunedSnapshot, resolve_tuned
+
+    entry = get_trainer("cifar")
+    explicit = {"optimizer": "sgd", "dataset": "synthetic"}
+    regime = entry.info.regime_of(entry.build_config(explicit))
+    key = list(entry.defaults_key(entry.build_config(explicit)))
+    old = {"key": key, "id": 1, "params": {"lr": 0.3}, "regime": None, "source": "measured"}
+    fitting = {"key": key, "id": 2, "params": {"lr": 0.2}, "regime": regime,
+               "source": "measured"}
+    resolution = resolve_tuned(entry, explicit, TunedSnapshot([old, fitting]))
+    assert resolution.tuned_row_id == 2 and resolution.config.lr == 0.2
+    assert resolution.sources["lr"] == "tuned default (row 2)"
+    assert resolution.notes[0].startswith("skipped tuned row 1: it was measured before hpsearch "
+                                          "recorded regimes")
+    only_old = resolve_tuned(entry, explicit, TunedSnapshot([old]))
+    assert only_old.tuned_row_id is None and only_old.config.lr != 0.3
+    assert only_old.notes[-1] == ("no tuned default was measured in this regime: code defaults "
+                                  "apply")
