@@ -41,13 +41,17 @@ def quantile(values: Sequence[float], q: float) -> float:
 class StrategySummary:
     name: str
     repetitions: int
-    reached: int  # repetitions that reached the target inside the horizon
     to_target: tuple[float, ...]  # per repetition, in full runs (inf: never)
     regret_at_budget: tuple[float, ...]  # per repetition, in points
     at_target_at_budget: int  # repetitions whose returned configuration met the target then
     trials: float  # mean number of trials started
     completed: float  # mean number of trials that trained every epoch
     off_grid: int  # suggestions answered by a neighbour (a partly recorded table)
+
+    @property
+    def reached(self) -> int:
+        """Repetitions that reached the target inside the horizon."""
+        return sum(not math.isinf(x) for x in self.to_target)
 
     @property
     def median_to_target(self) -> float:
@@ -84,8 +88,8 @@ def summarize(name: str, traces: Sequence[Trace], grid: GridSpace, *, budget_run
         hits += worth >= target
     n = len(traces)
     return StrategySummary(
-        name=name, repetitions=n, reached=sum(not math.isinf(x) for x in to_target),
-        to_target=tuple(to_target), regret_at_budget=tuple(regrets), at_target_at_budget=hits,
+        name=name, repetitions=n, to_target=tuple(to_target), regret_at_budget=tuple(regrets),
+        at_target_at_budget=hits,
         trials=sum(len(t.trials) for t in traces) / n,
         completed=sum(sum(r.state == "complete" for r in t.trials) for t in traces) / n,
         off_grid=sum(sum(not r.on_grid for r in t.trials) for t in traces))
