@@ -37,9 +37,8 @@ from benchmarks.search_replay.strategies import PeerStrategy
 from benchmarks.search_replay.trace import EpochCharge, IncumbentStep, Trace, TrialRecord
 from benchmarks.search_table.table import ConfigValues, Run
 
-__all__ = ["PEER_METHODS", "PeerUnavailable", "peers_available", "replay_peer"]
+__all__ = ["PeerUnavailable", "peers_available", "replay_peer"]
 
-PEER_METHODS = ("syne_tune_asha", "syne_tune_bohb")
 _POLL_SECONDS = 0.05
 _ELAPSED = "elapsed_time"
 _METRIC = "val_acc"
