@@ -24,7 +24,7 @@ from search.run.local_executor import LocalExecutor
 from search.run.reclaim import fail_trials_of
 from search.run.stop_rules import stop_reason
 from search.run.warm_start import check_source, config_to_params, import_trials
-from search.run.worker import worker_identity
+from search.run.worker import optuna_settings, worker_identity
 from search.study.space import baseline_to_optuna_params, representative_params
 from search.study.stored import has_spec, same_space, store_spec
 from search.study.study_spec import StudySpec
@@ -175,7 +175,7 @@ def launch(spec: StudySpec, storage: StorageHandle, *, emit: Callable[[str], Non
     objective.entry.check(objective.resolve(representative_params(spec.space), {}).config)
     executor = executor or LocalExecutor(spec.workers)
     worker_url = worker_storage_url or storage.url
-    behind_proxy = _check_worker_storage(worker_storage_url, _settings(spec))
+    behind_proxy = _check_worker_storage(worker_storage_url, optuna_settings(spec))
     executor.prepare()  # a Ray cluster without the resources fails here, before any write
     study, created = _open_study(spec, storage, executor, emit=emit, warm_start=warm_start,
                                  behind_proxy=behind_proxy)
@@ -197,17 +197,12 @@ def launch(spec: StudySpec, storage: StorageHandle, *, emit: Callable[[str], Non
     return LaunchResult(study, created, report, best, time.monotonic() - start, promotion)
 
 
-def _settings(spec: StudySpec) -> OptunaSettings:
-    ft = spec.fault_tolerance
-    return OptunaSettings(ft.heartbeat_interval_s, ft.grace_period_s, ft.max_retries)
-
-
 def _open_study(spec: StudySpec, storage: StorageHandle, executor: Any, *,
                 emit: Callable[[str], None], warm_start: str | None,
                 behind_proxy: bool) -> tuple[optuna.Study, bool]:
     """Migrate hpsearch's tables, say how many connections the study will hold, create or
     join the study, and store what proxied workers need."""
-    storage.optuna(_settings(spec))  # first: the engine everything below borrows
+    storage.optuna(optuna_settings(spec))  # first: the engine everything below borrows
     before, after = upgrade(storage)  # our tables; idempotent, never touches Optuna's
     if before != after:
         emit(f"hpsearch tables migrated from {before or 'empty'} to {after}")

@@ -48,7 +48,7 @@ from storage.grpc_client import is_budget_spent
 from storage.handle import OptunaSettings, StorageHandle
 from storage.own_trials import OwnTrialsStorage
 
-__all__ = ["WorkerSummary", "run_worker", "worker_identity"]
+__all__ = ["WorkerSummary", "optuna_settings", "run_worker", "worker_identity"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,12 @@ class WorkerSummary:
 
 def worker_identity(pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{pid or os.getpid()}"
+
+
+def optuna_settings(spec: StudySpec) -> OptunaSettings:
+    """The heartbeat and retries of the spec's fault tolerance, as the storage takes them."""
+    ft = spec.fault_tolerance
+    return OptunaSettings(ft.heartbeat_interval_s, ft.grace_period_s, ft.max_retries)
 
 
 class _ProxyGuardsTheBudget:
@@ -118,9 +124,7 @@ class _Joined:
 
 
 def _join_study(spec: StudySpec, storage: StorageHandle, worker_index: int) -> _Joined:
-    ft = spec.fault_tolerance
-    optuna_storage: Any = storage.optuna(OptunaSettings(ft.heartbeat_interval_s,
-                                                        ft.grace_period_s, ft.max_retries))
+    optuna_storage: Any = storage.optuna(optuna_settings(spec))
     study = optuna.load_study(study_name=spec.name, storage=optuna_storage,
                               sampler=build_sampler(spec.sampler, seed_offset=worker_index),
                               pruner=build_pruner(spec.pruner))
