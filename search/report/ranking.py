@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["Ranked", "rank_trials", "value_at"]
+__all__ = ["Ranked", "rank_trials"]
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,6 @@ def rank_trials(trials: Sequence[FrozenTrial], *, maximize: bool) -> list[Ranked
     ranked.sort(key=lambda r: (-r.score, -math.inf if r.finished else -r.reached,
                                -sign * r.value, r.trial.number))
     return ranked
-
-
-def value_at(t: FrozenTrial, epoch: int, *, maximize: bool) -> float | None:
-    """The best value ``t`` had reported by ``epoch``; None before its first report."""
-    return _at(_curve(t, maximize), epoch)
 
 
 def _pair_values(a: FrozenTrial, ca: _Curve, fa: bool, b: FrozenTrial, cb: _Curve, fb: bool
