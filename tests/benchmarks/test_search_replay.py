@@ -5,6 +5,7 @@ The full replay (benchmarks/search_efficiency.py) is a benchmark, not a test."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
 from typing import Any
@@ -251,7 +252,11 @@ def test_the_benchmark_ends_with_its_one_line(tmp_path: Any,
     assert re.fullmatch(rf"default: {number}x the compute of random search to within "
                         rf"0\.5 points; {number}x the best peer \(.+\)", last), last
     assert (tmp_path / "regret.png").stat().st_size > 1000
-    assert (tmp_path / "results.json").exists()
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["settings"]["reps"] == 2
+    assert [s["name"] for s in results["strategies"]] == ["random", "hpsearch-default"]
+    assert all(len(s["runs_to_target"]) == len(s["regret_at_budget"]) == 2
+               for s in results["strategies"])
 
 
 def test_a_peer_runs_on_the_same_table(grid: GridSpace) -> None:
