@@ -163,7 +163,7 @@ def _rescale(raw: dict[str, Any], spec: StudySpec, epochs: int) -> list[str]:
     old = spec.epochs()
     factor = epochs / old
     entry = get_trainer(spec.trainer)
-    floors = dict(getattr(entry.info, "epoch_floors", {}) or {})
+    floors = entry.info.epoch_floors  # a TrainerInfo always has them ({} by default)
     notes: list[str] = []
     raw["config"]["epochs"] = epochs
     searched = {p.name for p in spec.space}
