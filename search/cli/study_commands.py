@@ -121,15 +121,12 @@ def _executor(args: argparse.Namespace, workers: int) -> Any:
                            cpus_per_trial=args.cpus_per_trial)
     if args.address or args.gpus_per_trial:
         raise SpecError("--address and --gpus-per-trial need --executor ray")
-    if args.threads_per_worker is None:
-        check_local_workers(args, workers)
-        if not args.workers_outlive_launcher:
-            return None
-    elif args.threads_per_worker < 1:
+    if args.threads_per_worker is not None and args.threads_per_worker < 1:
         raise SpecError(f"--threads-per-worker {args.threads_per_worker} must be at "
                         "least 1, e.g. --threads-per-worker 1")
-    else:
-        check_local_workers(args, workers)
+    check_local_workers(args, workers)
+    if args.threads_per_worker is None and not args.workers_outlive_launcher:
+        return None
     from search.run.local_executor import LocalExecutor
 
     return LocalExecutor(workers, threads_per_worker=args.threads_per_worker,
