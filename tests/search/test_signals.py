@@ -230,7 +230,8 @@ def test_status_marks_running_trials_whose_heartbeat_is_stale(
 def test_stop_on_signals_raises_once_and_restores_the_handlers() -> None:
     from search.run.signals import LauncherStopped, stop_on_signals
 
-    before = signal.getsignal(signal.SIGTERM)
+    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = {s: signal.getsignal(s) for s in stopping}
     with pytest.raises(LauncherStopped) as caught, stop_on_signals():
         try:
             os.kill(os.getpid(), signal.SIGTERM)
@@ -240,4 +241,4 @@ def test_stop_on_signals_raises_once_and_restores_the_handlers() -> None:
             time.sleep(0.1)
     assert caught.value.signal_name == "SIGTERM" and caught.value.exit_code == 143
     assert isinstance(caught.value, KeyboardInterrupt)
-    assert signal.getsignal(signal.SIGTERM) is before
+    assert {s: signal.getsignal(s) for s in stopping} == before  # all three given back
