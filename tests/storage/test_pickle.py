@@ -76,6 +76,7 @@ def test_sql_storages_pickle_and_copy(url: str, how: str, own_trials: bool) -> N
         mine = study.ask()
         mine.report(0.75, 1)
         assert other.get_trial(mine._trial_id).intermediate_values == {1: 0.75}
+        assert other._own[mine._trial_id] is not None  # kept: the next read is served here
 
 
 def test_the_storage_of_a_handle_pickles(url: str) -> None:
