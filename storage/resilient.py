@@ -156,12 +156,12 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
         is still running and one multi-row upsert (PostgreSQL, SQLite), where one call per key
         would cost a trial lookup, an upsert and a commit each. Other storages get one call per
         key."""
-        rdb = _rdb_of(self._inner)
         if not attrs:
             return
         if hasattr(self._inner, "set_trial_user_attrs"):  # the gRPC client: one call
             self._call("set_trial_user_attrs", trial_id, attrs)
             return
+        rdb = _rdb_of(self._inner)
         if rdb is None or not _has_upsert(rdb.engine.name):
             for key, value in attrs.items():
                 self._call("set_trial_user_attr", trial_id, key, value)
