@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import resource
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import benchmarks.tuning_loop as package
 from benchmarks.search_table.record import DEFAULT_SOURCE, DEFAULT_WORK_DIR
+from search.tuning.remeasure import threads_per_job
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SPEC = REPO / "examples" / "round2.yaml"
@@ -121,8 +121,7 @@ def run(args: argparse.Namespace, *, out: Path, storage: str, study_name: str) -
     winner = results[0]
     runs = sum(1 for r in results if r.same_as is None) * len(seeds)
     budget = Budget(trials=args.trials, workers=args.workers, seeds=seeds, runs_measured=runs,
-                    # as search.tuning.remeasure.run_jobs shares the cores out
-                    table_threads=max(1, (os.cpu_count() or 1) // max(1, min(args.workers, runs))),
+                    table_threads=threads_per_job(args.workers, runs),
                     study_seconds=outcome.seconds, measure_seconds=measure_seconds,
                     wall_seconds=time.perf_counter() - started,
                     cpu_seconds=_cpu_seconds() - cpu_started)

@@ -23,7 +23,7 @@ class Budget:
     workers: int
     seeds: tuple[int, ...]
     runs_measured: int  # trainer runs of step two (identical configs trained once)
-    table_threads: int  # torch threads per run of step two (and of the promotion's re-runs)
+    table_threads: int  # torch threads per run of step two (the study's runs have 1 each)
     study_seconds: float
     measure_seconds: float
     wall_seconds: float

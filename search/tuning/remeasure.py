@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Job", "JobResult", "run_jobs"]
+__all__ = ["Job", "JobResult", "run_jobs", "threads_per_job"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,12 @@ def _train(trainer: str, config: Mapping[str, Any], threads: int) -> dict[str, A
     return dict(entry.train(entry.build_config(config)))
 
 
+def threads_per_job(workers: int, jobs: int, threads: int | None = None) -> int:
+    """The torch threads each of ``jobs`` runs get with ``workers`` at a time: ``threads`` if
+    given, else the machine's cores shared among the runs going at once."""
+    return threads or max(1, (os.cpu_count() or 1) // max(1, min(workers, jobs)))
+
+
 def run_jobs(jobs: Sequence[Job], *, workers: int, threads: int | None = None,
              emit: Callable[[str], None] = log.info,
              describe: Callable[[JobResult], str] = lambda r: "") -> list[JobResult]:
@@ -50,8 +56,8 @@ def run_jobs(jobs: Sequence[Job], *, workers: int, threads: int | None = None,
     cores shared among ``workers``)."""
     if not jobs:
         return []
+    threads = threads_per_job(workers, len(jobs), threads)
     workers = max(1, min(workers, len(jobs)))
-    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     import multiprocessing as mp
 
     results: dict[int, JobResult] = {}
