@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -13,8 +14,9 @@ from typing import Any
 import torch
 
 __all__ = ["CPU_CHANNELS_LAST_MIN_CHANNELS", "OPTIMIZER_FIELDS", "amp_dtype", "autocast",
-           "config_parser", "divergence_check_every", "memory_format_for", "parse_args_into",
-           "parse_bool", "pick_device", "restore_rng", "rng_state", "validate_optimizer_fields"]
+           "config_parser", "divergence_check_every", "machine_cores", "memory_format_for",
+           "parse_args_into", "parse_bool", "pick_device", "restore_rng", "rng_state",
+           "validate_optimizer_fields"]
 
 # The per-optimizer settings a config may leave unset (None: the optimizer's document default).
 OPTIMIZER_FIELDS = ("lr", "weight_decay", "momentum", "beta1", "beta2", "eps", "alpha", "rho",
@@ -40,6 +42,15 @@ def pick_device(name: str) -> torch.device:
 # 8 channels and up trained fine, and there channels_last ran 1.16-1.54x contiguous's speed
 # (1.22-1.33x with the AVX-512 kernels).
 CPU_CHANNELS_LAST_MIN_CHANNELS = 8
+
+
+def machine_cores() -> int:
+    """The CPU cores this process may run on (its affinity, e.g. a container's share), which
+    os.cpu_count() does not see."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def memory_format_for(model: torch.nn.Module, device: torch.device) -> torch.memory_format:

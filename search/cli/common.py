@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from search.errors import SpecError
+from trainers.runtime import machine_cores
 
 __all__ = ["check_output_dir", "check_port", "line_printers", "machine_cores", "parse_overrides",
            "print_pareto", "storage_parent"]
@@ -81,14 +82,6 @@ def check_port(flag: str, port: int) -> None:
     if not 1 <= port <= 65535:
         raise SpecError(f"{flag} {port} is not a TCP port; give one from 1 to 65535, e.g. "
                         f"{flag} 8080")
-
-
-def machine_cores() -> int:
-    """The CPU cores this process may run on (its affinity, e.g. a container's share)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def print_pareto(study: Any, metrics: Sequence[str]) -> None:

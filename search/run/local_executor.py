@@ -18,6 +18,7 @@ from typing import Any
 
 from search.run.executor import ExecutionReport
 from search.study.study_spec import StudySpec
+from trainers.runtime import machine_cores
 
 __all__ = ["ExecutionReport", "LocalExecutor"]
 
@@ -82,7 +83,7 @@ class LocalExecutor:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = workers
-        self.threads = threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
+        self.threads = threads_per_worker or max(1, machine_cores() // workers)
         self.max_restarts = workers if max_restarts is None else max_restarts
         self.outlive_launcher = outlive_launcher
         self.stop_timeout_s = stop_timeout_s

@@ -8,11 +8,12 @@ finishes, so minutes of re-measurement are never silent.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
+
+from trainers.runtime import machine_cores
 
 __all__ = ["Job", "JobResult", "run_jobs", "threads_per_job"]
 
@@ -46,7 +47,7 @@ def _train(trainer: str, config: Mapping[str, Any], threads: int) -> dict[str, A
 def threads_per_job(workers: int, jobs: int, threads: int | None = None) -> int:
     """The torch threads each of ``jobs`` runs get with ``workers`` at a time: ``threads`` if
     given, else the machine's cores shared among the runs going at once."""
-    return threads or max(1, (os.cpu_count() or 1) // max(1, min(workers, jobs)))
+    return threads or max(1, machine_cores() // max(1, min(workers, jobs)))
 
 
 def run_jobs(jobs: Sequence[Job], *, workers: int, threads: int | None = None,
