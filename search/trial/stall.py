@@ -56,7 +56,6 @@ class StallWatchdog:
         self._since: float | None = None  # when the current epoch began; None: not watching
         self._epochs_this_trial = 0
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
 
     def begin(self) -> None:
         with self._lock:
@@ -83,12 +82,6 @@ class StallWatchdog:
     def end(self) -> None:
         with self._lock:
             self._since = None
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
 
     def limit_s(self) -> float:
         """How long the epoch under way may take."""
@@ -121,7 +114,8 @@ class StallWatchdog:
                 "it off)")
 
     def _watch(self) -> None:
-        while not self._stop.wait(self._poll_s):
+        while True:  # a daemon thread: it ends with its worker process
+            time.sleep(self._poll_s)
             reason = self.check()
             if reason is not None:
                 log.error("%s", reason)
