@@ -290,7 +290,8 @@ def train(cfg: CifarConfig, reporter: Reporter | None = None) -> dict[str, float
             _checkpoint(cfg, epoch, model, optimizer, schedule, stopper, gens, best, last,
                         best_weights)
         reporter.report(epoch, last)
-        verdict = epoch_verdict(reporter, stop_early=stop_early)
+        verdict = epoch_verdict(reporter, stop_early=stop_early,
+                                final=epoch == cfg.epochs)
         if verdict is not None:
             stop_reason = verdict
             break

@@ -353,7 +353,8 @@ def train(cfg: MultitaskConfig, reporter: Reporter | None = None
                      optimizer=optimizer, schedule=schedule, stopper=stopper, gens=gens,
                      extra={"best": best, "last": last})
         reporter.report(epoch, last)
-        verdict = epoch_verdict(reporter, stop_early=stop_early)
+        verdict = epoch_verdict(reporter, stop_early=stop_early,
+                                final=epoch == cfg.epochs)
         if verdict is not None:
             stop_reason = verdict
             break

@@ -1,9 +1,10 @@
 """How a training run ends and what it returns, the same for every trainer.
 
-``StopReason`` names why a run ended; ``epoch_verdict`` decides after each epoch's report
-(the reporter's stop wins over early stopping); ``summarize`` builds the returned dict: why it
-stopped, epochs run, where it resumed, the best epoch's selection metric and the metrics
-listed in ``best_keys`` (as ``best_*``), and every metric of the last epoch (as ``last_*``).
+``StopReason`` names why a run ended; ``epoch_verdict`` decides after each epoch's report but
+the last (the reporter's stop wins over early stopping); ``summarize`` builds the returned
+dict: why it stopped, epochs run, where it resumed, the best epoch's selection metric and the
+metrics listed in ``best_keys`` (as ``best_*``), and every metric of the last epoch (as
+``last_*``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ class StopReason:
     DIVERGED = "diverged"  # non-finite loss
 
 
-def epoch_verdict(reporter: Reporter, *, stop_early: bool) -> str | None:
-    """After ``reporter.report``: the reason to stop now, or None to go on."""
+def epoch_verdict(reporter: Reporter, *, stop_early: bool, final: bool = False) -> str | None:
+    """After ``reporter.report``: the reason to stop now, or None to go on. After the
+    ``final`` epoch the run has completed: the reporter is not asked, since stopping a run
+    that has nothing left to train saves nothing and would throw its result away (a pruner's
+    rung can fall on the last epoch: Hyperband from epoch 1 keeping a third has one at 9)."""
+    if final:
+        return None
     if reporter.should_stop():
         return StopReason.PRUNED
     if stop_early:

@@ -5,7 +5,8 @@ What runs is the product's: the spec is parsed by ``parse_spec``; every simulate
 the study as ``search/run/worker.py`` does (``optuna.load_study`` on one shared storage, with
 ``build_sampler(spec.sampler, seed_offset=worker)`` and ``build_pruner(spec.pruner)``); each trial
 asks its parameters through ``search.study.space.suggest``; the recorded curve is reported epoch
-by epoch through the trainer's ``TrialReporter``, which asks the pruner after every epoch; a
+by epoch through the trainer's ``TrialReporter``, which asks the pruner after every epoch but
+the last (as the trainers do: ``trainers/run_outcome.py``); a
 completed trial's value is its best validation accuracy, and a pruned or diverged one is told
 PRUNED, as ``search/trial/objective.py`` does. Only training is replaced: a suggestion is
 snapped to its recorded run (``GridSpace.snap``; one of the configuration's recorded seeds,

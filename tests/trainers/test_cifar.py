@@ -54,6 +54,16 @@ def test_stops_when_the_reporter_asks_and_says_pruned() -> None:
     assert result["stop_reason"] == StopReason.PRUNED and result["epochs_run"] == 2
 
 
+def test_a_stop_asked_after_the_last_epoch_leaves_the_run_completed() -> None:
+    """A pruner's rung may fall on the last epoch; the run has trained every epoch by then,
+    so it completes rather than being thrown away as pruned."""
+    short = TINY.replace(epochs=2, milestones=(1,))
+    result = train(short, RecordingReporter(stop_after_epoch=2))
+    assert result["stop_reason"] == StopReason.COMPLETED and result["epochs_run"] == 2
+    assert train(short, RecordingReporter(stop_after_epoch=1))["stop_reason"] == \
+        StopReason.PRUNED
+
+
 def test_early_stopping_stops_and_says_so() -> None:
     # min_delta 1.0 can never be beaten: patience 2 ends the run after epoch 3.
     result = train(TINY.replace(patience=2, min_delta=1.0, epochs=10, milestones=(8,)))
