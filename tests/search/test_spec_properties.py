@@ -112,7 +112,9 @@ def _apply(spec: dict[str, Any], mutation: tuple[str, Any]) -> None:
     kind, args = mutation
     if kind == "range":
         name, how = args
-        body = spec["space"][name]
+        body = spec["space"].get(name) if isinstance(spec.get("space"), dict) else None
+        if not isinstance(body, dict) or "low" not in body:
+            return  # an earlier mutation already replaced the space or this parameter
         body["high"] = body["low"] if how == "empty" else body["low"] / 2
         return
     if kind in ("sampler", "pruner"):
