@@ -155,9 +155,7 @@ class StudySpec:
 
     def epochs(self) -> int:
         """The epoch budget of a regular trial (spec config, else the trainer's code default)."""
-        if "epochs" in self.config:
-            return int(self.config["epochs"])
-        return int(get_trainer(self.trainer).build_config().epochs)
+        return get_trainer(self.trainer).epoch_budget(self.config)
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical form: ``parse_spec(spec.to_dict()) == spec``."""

@@ -51,6 +51,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from search.errors import SpecError
+from search.study.defaults import default_pruner, default_sampler, is_default_pruner
 from search.study.field_types import field_types
 from search.study.model import (
     BaselineSpec,
@@ -168,7 +169,16 @@ def _rescale(raw: dict[str, Any], spec: StudySpec, epochs: int) -> list[str]:
     raw["config"]["epochs"] = epochs
     searched = {p.name for p in spec.space}
     _rescale_fields(raw["config"], old, epochs, searched, floors, notes)
-    _rescale_pruner(raw["pruner"], factor, epochs, notes)
+    multi = spec.multi_objective
+    if is_default_pruner(raw["pruner"], old, multi_objective=multi):
+        new_pruner = default_pruner(epochs, multi_objective=multi)
+        if raw["sampler"] == default_sampler(raw["pruner"]["name"]):
+            raw["sampler"] = default_sampler(new_pruner["name"])
+        if new_pruner != raw["pruner"]:
+            notes.append(f"the default pruner at {epochs} epochs: {_short(new_pruner)}")
+        raw["pruner"] = new_pruner
+    else:
+        _rescale_pruner(raw["pruner"], factor, epochs, notes)
     _check_milestones_fit(spec, epochs, epochs, "")
     for baseline, parsed in zip(raw["baselines"], spec.baselines, strict=True):
         bcfg = baseline.get("config", {})
@@ -220,6 +230,11 @@ def _rescale_fields(layer: dict[str, Any], old: int, new: int, searched: set[str
         scaled_ms = list(milestone_epochs([m / old for m in milestones], new))
         layer["milestones"] = scaled_ms
         notes.append(f"milestones {milestones} -> {scaled_ms}")
+
+
+def _short(component: Mapping[str, Any]) -> str:
+    options = ", ".join(f"{k} {v}" for k, v in component.items() if k != "name")
+    return f"{component['name']}" + (f" ({options})" if options else "")
 
 
 def _rescale_pruner(pruner: dict[str, Any], factor: float, epochs: int, notes: list[str],
@@ -277,8 +292,13 @@ def parse_spec(raw: Any, *, source: str = "<spec>") -> StudySpec:
     target, gap = _success(p, top.get("success", {}))
     n_trials, workers = _budget(p, top.get("budget", {}))
     config, space = _config_and_space(p, entry, top.get("config", {}), top["space"])
-    sampler, pruner = _sampler_and_pruner(p, top.get("sampler", {"name": "tpe"}),
-                                          top.get("pruner", {"name": "none"}))
+    # Without a section, the measured default (search/study/defaults.py); a malformed pruner
+    # section is reported by _sampler_and_pruner whatever sampler it implies here.
+    raw_pruner = top["pruner"] if "pruner" in top else default_pruner(
+        entry.epoch_budget(config), multi_objective=bool(objective.metrics))
+    raw_sampler = top["sampler"] if "sampler" in top else default_sampler(str(
+        raw_pruner.get("name") if isinstance(raw_pruner, dict) else raw_pruner))
+    sampler, pruner = _sampler_and_pruner(p, raw_sampler, raw_pruner)
     if objective.metrics:
         _check_multi_objective(p, objective.metrics, pruner, target, gap)
     _rehearse(p, sampler, pruner, space, objective.directions or (objective.direction,))

@@ -62,6 +62,12 @@ class TrainerEntry:
     def field_names(self) -> set[str]:
         return {f.name for f in dataclasses.fields(self.config_cls)}
 
+    def epoch_budget(self, config: Mapping[str, Any]) -> int:
+        """The epochs of a regular trial: ``config``'s, else the trainer's code default."""
+        if "epochs" in config:
+            return int(config["epochs"])
+        return int(self.build_config().epochs)
+
     def build_config(self, *layers: Mapping[str, Any]) -> Any:
         """Code defaults, then each layer in order; an unknown key or bad value raises SpecError."""
         merged: dict[str, Any] = {}

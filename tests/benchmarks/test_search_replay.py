@@ -223,7 +223,7 @@ def _as_dict(run: Any) -> dict[str, Any]:
 def test_the_default_strategy_is_what_a_spec_without_sampler_and_pruner_gets() -> None:
     table = synthetic_table()
     spec = replay_spec(table, hpsearch_default())
-    bare = parse_spec({"name": "x", "trainer": "cifar",
+    bare = parse_spec({"name": "x", "trainer": "cifar", "config": {"epochs": spec.epochs()},
                        "space": {"lr": {"type": "float", "low": 0.01, "high": 0.1}}})
     assert (spec.sampler, spec.pruner) == (bare.sampler, bare.pruner)
 

@@ -192,3 +192,60 @@ def test_keras_recipe_example_resolves_to_the_recipe() -> None:
     assert (old.optimizer, old.lr, old.schedule, old.clip_grad_norm) == ("adam", 0.001,
                                                                          "constant", None)
     assert to_config_changes(spec.space, dict(recipe.params), 30)["warmup_epochs"] == 3
+
+
+def _without_search_sections(spec: dict[str, Any]) -> dict[str, Any]:
+    raw = copy.deepcopy(spec)
+    del raw["sampler"], raw["pruner"]
+    return raw
+
+
+@pytest.mark.parametrize(("epochs", "first"), [(3, 1), (8, 1), (10, 1), (11, 2), (30, 3),
+                                               (250, 25)])
+def test_a_spec_without_sampler_and_pruner_gets_the_measured_default(
+        tiny_spec: dict[str, Any], epochs: int, first: int) -> None:
+    """Issue 14: successive halving first deciding at 10% of the epochs, keeping a third, with
+    random proposals: the best the search-efficiency replay measured."""
+    raw = _without_search_sections(tiny_spec)
+    raw["config"]["epochs"] = epochs
+    raw["baselines"] = []
+    spec = parse_spec(raw)
+    assert spec.pruner.to_dict() == {"name": "successive_halving", "min_resource": first,
+                                     "reduction_factor": 3}
+    assert spec.sampler.to_dict() == {"name": "random"}
+    assert parse_spec(spec.to_dict()) == spec  # stored explicitly: a joiner gets the same
+
+
+def test_the_default_sampler_is_tpe_where_nothing_is_pruned(tiny_spec: dict[str, Any]) -> None:
+    raw = _without_search_sections(tiny_spec)
+    raw["pruner"] = {"name": "none"}
+    assert parse_spec(raw).sampler.to_dict() == {"name": "tpe"}
+    one_epoch = _without_search_sections(tiny_spec)
+    one_epoch["config"].update(epochs=1, milestones=[])
+    del one_epoch["space"]["milestones"]
+    one_epoch["baselines"] = []
+    spec = parse_spec(one_epoch)  # nothing to decide before the end
+    assert (spec.pruner.name, spec.sampler.name) == ("none", "tpe")
+
+
+def test_rescaling_gives_the_default_pruner_of_the_new_epochs(
+        tiny_spec: dict[str, Any]) -> None:
+    """The default is not scaled down into the floors meant for a spec's own choice: at 8
+    epochs it is what a spec written for 8 epochs gets."""
+    from search.study.study_spec import apply_overrides
+
+    raw = _without_search_sections(tiny_spec)
+    raw["config"]["epochs"] = 100
+    raw["baselines"] = []
+    spec = parse_spec(raw)
+    assert spec.pruner.options["min_resource"] == 10
+    done = apply_overrides(spec, epochs=8)
+    assert done.spec.pruner.to_dict() == {"name": "successive_halving", "min_resource": 1,
+                                          "reduction_factor": 3}
+    assert done.spec.sampler.to_dict() == {"name": "random"}
+    assert "the default pruner at 8 epochs: successive_halving (min_resource 1, " \
+           "reduction_factor 3)" in str(done.rescaled)
+    # A pruner the spec chose (not the default's options) is rescaled within the floors.
+    chosen = dict(raw, pruner={"name": "successive_halving", "min_resource": 20,
+                               "reduction_factor": 3})
+    assert with_overrides(parse_spec(chosen), epochs=8).pruner.options["min_resource"] == 2
