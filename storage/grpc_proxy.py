@@ -42,7 +42,7 @@ from storage.locks import StudyLock
 from storage.optuna_internals import add_proxy_servicer, proxy_servicer_base
 from storage.optuna_storage import open_optuna_storage, rdb_storage
 from storage.resilient import ResilientStorage
-from storage.stale_trials import stale_trial_ids
+from storage.stale_trials import reclaim_stale_trials
 
 __all__ = ["BudgetSpentError", "ProxyStorage", "serve"]
 
@@ -153,18 +153,11 @@ class ProxyStorage(ResilientStorage):
             except KeyError:  # deleted meanwhile
                 self._forget(study_id)
                 continue
-            for trial_id in stale_trial_ids(rdb_storage(self), study_id, grace_s):
-                if not self.set_trial_state_values(trial_id, TrialState.FAIL):
-                    continue  # failed by someone else first
+            for number in reclaim_stale_trials(self._study(study_id), rdb_storage(self),
+                                               grace_s, max_retries):
                 failed += 1
-                trial = self.get_trial(trial_id)
                 log.warning("trial %d of study %d: no heartbeat for %d s; failed and re-queued",
-                            trial.number, study_id, grace_s)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(
-                        max_retry=max_retries, inherit_intermediate_values=False)
-                retry(self._study(study_id), trial)
+                            number, study_id, grace_s)
         return failed
 
     def _recovery(self, study_id: int) -> tuple[int, int]:

@@ -47,6 +47,7 @@ from storage.attrs import (
 from storage.grpc_client import is_budget_spent
 from storage.handle import OptunaSettings, StorageHandle
 from storage.own_trials import OwnTrialsStorage
+from storage.stale_trials import reclaim_stale_trials
 
 __all__ = ["WorkerSummary", "optuna_settings", "run_worker", "worker_identity"]
 
@@ -102,14 +103,19 @@ def _stay_for_others(study: optuna.Study, lock: StudyLock | _ProxyGuardsTheBudge
     return True
 
 
-def _budget_left_after_stale(study: optuna.Study, n_trials: int) -> bool:
-    """Fail trials whose worker died (their heartbeat went stale) and re-queue them, then look
-    at the budget again: a dead worker's RUNNING trial may be what holds the last slot. (With
-    budget left this is not needed here: ``study.optimize`` does the same before each trial.)"""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    return budget_left(study, n_trials)
+def _budget_left_after_stale(joined: _Joined, spec: StudySpec) -> bool:
+    """Fail trials whose worker died (their heartbeat went stale, or never came) and re-queue
+    them, then look at the budget again: a dead worker's RUNNING trial may be what holds the
+    last slot. Optuna's own check (``study.optimize`` runs it before each trial) skips a trial
+    that never beat, which a worker killed, or a disk that filled, right after creating it
+    leaves; with the budget spent, every worker would wait on it forever."""
+    assert joined.rdb is not None  # behind a proxy, the proxy reclaims (see run's caller)
+    ft = spec.fault_tolerance
+    failed = reclaim_stale_trials(joined.study, joined.rdb, ft.grace_period_s, ft.max_retries)
+    if failed:
+        log.warning("failed and re-queued trial(s) %s: their workers are gone (no heartbeat "
+                    "for %d s)", failed, ft.grace_period_s)
+    return budget_left(joined.study, spec.n_trials)
 
 
 @dataclass
@@ -120,6 +126,7 @@ class _Joined:
     lock: StudyLock | _ProxyGuardsTheBudget
     tuned: TunedLookup
     behind_proxy: bool
+    rdb: Any = None  # the RDBStorage under the study's storage; None behind a proxy
     pruner_floor: int | None = None  # the first decision the launcher's pruning check set
 
 
@@ -130,7 +137,7 @@ def _join_study(spec: StudySpec, storage: StorageHandle, worker_index: int) -> _
                               pruner=build_pruner(spec.pruner))
     if not storage.is_proxy:
         lock = StudyLock(storage.url, spec.name, engine=storage.engine)
-        return _Joined(study, lock, TunedLookup(storage), behind_proxy=False)
+        return _Joined(study, lock, TunedLookup(storage), behind_proxy=False, rdb=storage.rdb())
     snapshot = optuna_storage.get_study_system_attrs(study._study_id).get(TUNED_SNAPSHOT_ATTR)
     if snapshot is None:
         raise WorkerError(f"study {spec.name!r} has no tuned-defaults snapshot for workers "
@@ -193,7 +200,7 @@ def _next_trial(joined: _Joined, spec: StudySpec, objective: Objective,
         # Behind a proxy the proxy is the budget's judge (a refused trial below); asking here
         # as well would cost a read of the study per trial.
         if not joined.behind_proxy and not budget_left(study, spec.n_trials) \
-                and not _budget_left_after_stale(study, spec.n_trials):
+                and not _budget_left_after_stale(joined, spec):
             return (_WAIT if _stay_for_others(study, lock, heartbeat_s) else _DONE), None
         stopped = stop_reason(study, spec)
         if stopped is not None:

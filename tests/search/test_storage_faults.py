@@ -256,3 +256,34 @@ def test_a_full_database_mid_study_is_one_line_and_leaves_the_study_intact(
     spec_more = parse_spec({**_spec("limited", done + 1, epoch_s=0.0)})
     summary = run_worker(spec_more, open_storage(sqlite_url))
     assert summary.trials_run >= 1 and _finished(sqlite_url, "limited") >= done + 1
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_reclaimed(
+        tmp_path: Path) -> None:
+    """A worker killed (or a disk that filled) between creating a trial and recording its
+    first heartbeat leaves a RUNNING trial that never beat. Optuna never counts such a trial
+    stale, so with the budget spent the next launch's workers waited on it forever. Now it is
+    failed after the grace period and its retry runs."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    spec = _write(tmp_path / "spec.yaml", _spec("silent", 2))
+    assert main(["launch", str(spec), "--storage", url, "--no-promote", "--trials", "1",
+                 "--threads-per-worker", "1"]) == 0
+    study = optuna.load_study(study_name="silent", storage=url)
+    orphan = study.ask({"lr": optuna.distributions.FloatDistribution(0.001, 0.1, log=True)})
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "search", "launch", str(spec), "--storage", url, "--no-promote",
+         "--threads-per-worker", "1"], cwd=_ROOT, env={**os.environ, "PYTHONPATH": str(_ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, err = launcher.communicate(timeout=90)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, 9)
+            launcher.communicate(timeout=10)
+    assert launcher.returncode == 0, err[-3000:]
+    trials = optuna.load_study(study_name="silent", storage=url).get_trials()
+    assert trials[orphan.number].state == TrialState.FAIL
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == orphan.number]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
+    assert retry[0].params == orphan.params
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
