@@ -1,7 +1,7 @@
 """How much compute each search strategy needs to find a good configuration, measured by
 replaying recorded CIFAR-10 learning curves (issue #14).
 
-    python benchmarks/search_efficiency.py [--table PATH] [--reps 30] [--out DIR]
+    python benchmarks/search_efficiency.py [--table PATH] [--reps 100] [--out DIR]
         [--workers 4] [--budget 20] [--horizon 100] [--jobs N] [--candidates] [--synthetic]
 
 Strategies: random search, TPE, TPE with Hyperband and with successive halving as hpsearch's

@@ -13,13 +13,14 @@ a chance-level answer.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from benchmarks.search_replay.grid_space import CHANCE_ACC, GridSpace
 from benchmarks.search_replay.trace import Trace
 
-__all__ = ["StrategySummary", "quantile", "regret_curve", "summarize"]
+__all__ = ["StrategySummary", "median_ratio_interval", "quantile", "regret_curve", "summarize"]
 
 NEVER = math.inf
 
@@ -102,3 +103,23 @@ def regret_curve(traces: Sequence[Trace], grid: GridSpace, xs_runs: Sequence[flo
     best = grid.best[1]
     return [[100.0 * (best - t.worth_at(x * unit, before_any=CHANCE_ACC)) for x in xs_runs]
             for t in traces]
+
+
+def median_ratio_interval(a: Sequence[float], b: Sequence[float], *, level: float = 0.95,
+                          draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """A bootstrap interval of ``median(a) / median(b)``: both samples resampled with
+    replacement ``draws`` times, the ratio's central ``level`` quantiles. A median that is
+    never (inf) makes the ratio inf (``a``) or 0 (``b``); a draw where both are never is left
+    out, and an interval with no draws left is (nan, nan)."""
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(draws):
+        ma = quantile([rng.choice(a) for _ in a], 0.5)
+        mb = quantile([rng.choice(b) for _ in b], 0.5)
+        if math.isinf(ma) and math.isinf(mb):
+            continue
+        ratios.append(NEVER if math.isinf(ma) else 0.0 if math.isinf(mb) else ma / mb)
+    if not ratios:
+        return math.nan, math.nan
+    tail = (1.0 - level) / 2.0
+    return quantile(ratios, tail), quantile(ratios, 1.0 - tail)

@@ -22,7 +22,7 @@ from search.study.space import milestone_epochs
 from search.study.study_spec import parse_spec
 
 __all__ = ["OptunaStrategy", "PeerStrategy", "Strategy", "candidate_strategies",
-           "hpsearch_default", "recommended", "replay_spec", "seeded", "standard_strategies"]
+           "hpsearch_default", "replay_spec", "seeded", "standard_strategies"]
 
 
 @dataclass(frozen=True)
@@ -89,17 +89,6 @@ def seeded(sampler: ComponentSpec, seed: int) -> ComponentSpec:
     return ComponentSpec(sampler.name, {**sampler.options, "seed": seed})
 
 
-def recommended() -> OptunaStrategy:
-    """The settings this benchmark recommends as hpsearch's default (issue #14): TPE with 20
-    random startup trials, successive halving deciding first at 30% of the epoch budget (3 of
-    10 epochs: validation accuracy at epoch 2 ranks these configurations poorly) and keeping a
-    third."""
-    return OptunaStrategy("recommended", {"name": "tpe", "n_startup_trials": 20},
-                          {"name": "successive_halving", "min_resource": 3,
-                           "reduction_factor": 3},
-                          "TPE + successive halving from 30% of the epochs")
-
-
 def hpsearch_default() -> OptunaStrategy:
     return OptunaStrategy("hpsearch-default", None, None,
                           "what a spec without sampler and pruner sections gets")
@@ -115,11 +104,12 @@ def standard_strategies() -> tuple[Strategy, ...]:
                        "Optuna's TPE with its defaults, no pruning"),
         OptunaStrategy("tpe+hyperband", {"name": "tpe", "n_startup_trials": 4},
                        {"name": "hyperband", "min_resource": 2, "reduction_factor": 3},
-                       "as examples/quickstart.yaml (8 epochs) sets them"),
+                       "as examples/quickstart.yaml (8 epochs) set them before this benchmark"),
         OptunaStrategy("tpe+asha", {"name": "tpe"}, {"name": "successive_halving"},
                        "Optuna's successive halving with its defaults"),
+        OptunaStrategy("tpe+default-pruner", {"name": "tpe"}, None,
+                       "TPE with hpsearch's default pruner"),
         hpsearch_default(),
-        recommended(),
         PeerStrategy("syne-asha", "syne_tune_asha", {"grace_period": 1, "reduction_factor": 3},
                      "Syne Tune's ASHA (random search, stopping), its defaults"),
         PeerStrategy("syne-bohb", "syne_tune_bohb", {"grace_period": 1, "reduction_factor": 3},
