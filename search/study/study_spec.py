@@ -16,7 +16,7 @@ Layout of a spec file (see examples/round2.yaml):
     config: {...}                      fixed trainer settings over the code defaults
     space: {param: {type, ...}}        float/int (low, high, log, step), categorical (choices),
                                        milestones (count, low, high: fractions of the epochs)
-    sampler: {name, seed, ...}, pruner: {name, ...}
+    sampler: {name, seed, ...}, pruner: {name, ...}   without them, search/study/defaults.py's
     baselines: [{name, params, config}] trials enqueued first with exact values; milestones in
                                        epochs, other params in the space's units
     stop: {at_target, no_improvement_trials, wall_clock_s}
