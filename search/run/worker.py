@@ -109,7 +109,7 @@ def _budget_left_after_stale(joined: _Joined, spec: StudySpec) -> bool:
     last slot. Optuna's own check (``study.optimize`` runs it before each trial) skips a trial
     that never beat, which a worker killed, or a disk that filled, right after creating it
     leaves; with the budget spent, every worker would wait on it forever."""
-    assert joined.rdb is not None  # behind a proxy, the proxy reclaims (see run's caller)
+    assert joined.rdb is not None  # behind a proxy, the proxy reclaims (never called)
     ft = spec.fault_tolerance
     failed = reclaim_stale_trials(joined.study, joined.rdb, ft.grace_period_s, ft.max_retries)
     if failed:
@@ -125,9 +125,12 @@ class _Joined:
     study: optuna.Study
     lock: StudyLock | _ProxyGuardsTheBudget
     tuned: TunedLookup
-    behind_proxy: bool
-    rdb: Any = None  # the RDBStorage under the study's storage; None behind a proxy
+    rdb: Any  # the RDBStorage under the study's storage; None behind a gRPC proxy
     pruner_floor: int | None = None  # the first decision the launcher's pruning check set
+
+    @property
+    def behind_proxy(self) -> bool:
+        return self.rdb is None
 
 
 def _join_study(spec: StudySpec, storage: StorageHandle, worker_index: int) -> _Joined:
@@ -137,13 +140,13 @@ def _join_study(spec: StudySpec, storage: StorageHandle, worker_index: int) -> _
                               pruner=build_pruner(spec.pruner))
     if not storage.is_proxy:
         lock = StudyLock(storage.url, spec.name, engine=storage.engine)
-        return _Joined(study, lock, TunedLookup(storage), behind_proxy=False, rdb=storage.rdb())
+        return _Joined(study, lock, TunedLookup(storage), rdb=storage.rdb())
     snapshot = optuna_storage.get_study_system_attrs(study._study_id).get(TUNED_SNAPSHOT_ATTR)
     if snapshot is None:
         raise WorkerError(f"study {spec.name!r} has no tuned-defaults snapshot for workers "
                           "behind a gRPC proxy; start it with hpsearch launch, which "
                           "stores one")
-    return _Joined(study, _ProxyGuardsTheBudget(), TunedSnapshot(snapshot), behind_proxy=True)
+    return _Joined(study, _ProxyGuardsTheBudget(), TunedSnapshot(snapshot), rdb=None)
 
 
 class _FailureStreak:

@@ -89,7 +89,7 @@ def test_a_study_that_opts_in_moves_its_workers_first_decision(
     from search.run.worker import _follow_pruner_floor, _Joined
     from search.study.study_spec import parse_spec
 
-    joined = _Joined(study, lock=None, tuned=None, behind_proxy=False)  # type: ignore[arg-type]
+    joined = _Joined(study, lock=None, tuned=None, rdb=None)  # type: ignore[arg-type]
     _follow_pruner_floor(joined, parse_spec(spec))
     assert joined.pruner_floor == floor
     assert isinstance(study.pruner, optuna.pruners.MedianPruner)
