@@ -23,7 +23,7 @@ class StopReason:
     DIVERGED = "diverged"  # non-finite loss
 
 
-def epoch_verdict(reporter: Reporter, *, stop_early: bool, final: bool = False) -> str | None:
+def epoch_verdict(reporter: Reporter, *, stop_early: bool, final: bool) -> str | None:
     """After ``reporter.report``: the reason to stop now, or None to go on. After the
     ``final`` epoch the run has completed: the reporter is not asked, since stopping a run
     that has nothing left to train saves nothing and would throw its result away (a pruner's

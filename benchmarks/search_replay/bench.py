@@ -193,10 +193,10 @@ def _best_peer(summaries: Sequence[StrategySummary], peers: set[str]
                                     s.mean_regret)) if peer else None
 
 
-def _final_line(summaries: Sequence[StrategySummary], peers: set[str], horizon: float) -> str:
+def _final_line(summaries: Sequence[StrategySummary], best: StrategySummary | None,
+                horizon: float) -> str:
     by = {s.name: s for s in summaries}
     default, rnd = by[DEFAULT].median_to_target, by[RANDOM].median_to_target
-    best = _best_peer(summaries, peers)
     if best is not None:
         p, name = _times(default, best.median_to_target, horizon), best.name
     else:
@@ -214,12 +214,11 @@ def _interval(lo: float, hi: float) -> str:
     return f"[{fmt(lo)}, {fmt(hi)}] ({verdict})"
 
 
-def _spread_line(summaries: Sequence[StrategySummary], peers: set[str]) -> str:
+def _spread_line(summaries: Sequence[StrategySummary], best: StrategySummary | None) -> str:
     """How sure the final line's ratios are: a bootstrap over repetitions."""
     by = {s.name: s for s in summaries}
     default = by[DEFAULT].to_target
     parts = [f"default/random {_interval(*median_ratio_interval(default, by[RANDOM].to_target))}"]
-    best = _best_peer(summaries, peers)
     if best is not None:
         parts.append(f"default/{best.name} "
                      f"{_interval(*median_ratio_interval(default, best.to_target))}")
@@ -313,9 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines.append("")
     lines += _curve_lines(grid)
     lines.append("")
-    peers = {s.name for s in strategies if isinstance(s, PeerStrategy)}
-    final = _final_line(summaries, peers, args.horizon)
-    lines.append(_spread_line(summaries, peers))
+    best_peer = _best_peer(summaries, {s.name for s in strategies
+                                       if isinstance(s, PeerStrategy)})
+    final = _final_line(summaries, best_peer, args.horizon)
+    lines.append(_spread_line(summaries, best_peer))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text("\n".join([*lines, final]) + "\n")
     (args.out / "results.json").write_text(json.dumps(_json(summaries, described, args, wall,
