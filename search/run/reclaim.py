@@ -5,12 +5,12 @@ stopped; a local worker does it for itself when its launcher died (search/run/li
 from __future__ import annotations
 
 import logging
-import warnings
 
 import optuna
 from optuna.trial import TrialState
 
 from storage.attrs import FAIL_REASON_ATTR, WORKER_ATTR
+from storage.stale_trials import fail_and_requeue
 
 __all__ = ["fail_trials_of"]
 
@@ -22,19 +22,17 @@ def fail_trials_of(study: optuna.Study, identity: str, reason: str, max_retries:
     """Fail the RUNNING trials whose worker is ``identity`` (host:pid) with ``reason`` and
     re-queue them (up to ``max_retries`` retries per trial); returns their numbers. A trial
     finished meanwhile (by its worker, or by whoever else reclaimed it) is left alone."""
-    storage = study._storage  # the public Study API cannot fail another process's trial
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retries)
     failed: list[int] = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if t.user_attrs.get(WORKER_ATTR) != identity:
             continue
         try:
-            storage.set_trial_user_attr(t._trial_id, FAIL_REASON_ATTR, reason)
-            if storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
-                retry(study, storage.get_trial(t._trial_id))
-                failed.append(t.number)
+            study._storage.set_trial_user_attr(t._trial_id, FAIL_REASON_ATTR, reason)
+            done = fail_and_requeue(study, t._trial_id, max_retries)
         except optuna.exceptions.UpdateFinishedTrialError:
+            done = None
+        if done is None:
             log.info("trial %d finished meanwhile; not failing it", t.number)
+        else:
+            failed.append(t.number)
     return failed

@@ -263,7 +263,7 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_reclaimed(
     """A worker killed (or a disk that filled) between creating a trial and recording its
     first heartbeat leaves a RUNNING trial that never beat. Optuna never counts such a trial
     stale, so with the budget spent the next launch's workers waited on it forever. Now it is
-    failed after the grace period and its retry runs."""
+    failed after twice the grace period and its retry runs."""
     url = f"sqlite:///{tmp_path / 'study.db'}"
     spec = _write(tmp_path / "spec.yaml", _spec("silent", 2))
     assert main(["launch", str(spec), "--storage", url, "--no-promote", "--trials", "1",
