@@ -22,19 +22,25 @@ import math
 from typing import Any
 
 __all__ = ["FIRST_DECISION_FRACTION", "REDUCTION_FACTOR", "default_pruner",
-           "default_sampler", "is_default_pruner"]
+           "default_sampler", "first_decision_epoch", "is_default_pruner"]
 
 FIRST_DECISION_FRACTION = 0.1
 REDUCTION_FACTOR = 3
 _PRUNER = "successive_halving"
 
 
+def first_decision_epoch(epochs: int) -> int:
+    """``FIRST_DECISION_FRACTION`` of ``epochs``, rounded up, at least 1 (0.1 x 30 is
+    3.0000000000000004 in floating point: that is 3)."""
+    return max(1, math.ceil(round(FIRST_DECISION_FRACTION * epochs, 9)))
+
+
 def default_pruner(epochs: int, *, multi_objective: bool) -> dict[str, Any]:
     """The pruner section a spec without one gets, for trials of ``epochs`` epochs."""
     if multi_objective or epochs < 2:
         return {"name": "none"}
-    first = max(1, math.ceil(FIRST_DECISION_FRACTION * epochs - 1e-9))
-    return {"name": _PRUNER, "min_resource": first, "reduction_factor": REDUCTION_FACTOR}
+    return {"name": _PRUNER, "min_resource": first_decision_epoch(epochs),
+            "reduction_factor": REDUCTION_FACTOR}
 
 
 def default_sampler(pruner_name: str) -> dict[str, Any]:

@@ -51,7 +51,12 @@ from typing import Any, NamedTuple
 import yaml
 
 from search.errors import SpecError
-from search.study.defaults import default_pruner, default_sampler, is_default_pruner
+from search.study.defaults import (
+    default_pruner,
+    default_sampler,
+    first_decision_epoch,
+    is_default_pruner,
+)
 from search.study.field_types import field_types
 from search.study.model import (
     BaselineSpec,
@@ -89,12 +94,12 @@ _TOP_KEYS = ("name", "trainer", "objective", "success", "budget", "config", "spa
 # pruner that decides at epoch 1 decides on noise (issue 13: patience 35 -> 1 and min_resource
 # 10 -> 1 at 8 epochs ended every trial early). So a rescaled patience stays at least
 # PATIENCE_FLOOR epochs, and a pruner's first decision (min_resource; n_warmup_steps) at
-# least max(RESOURCE_FLOOR, RESOURCE_FRACTION of the epochs), rounded up; each floor capped at
-# the epoch budget, and never above what the spec itself asked for at full scale (a spec that
-# prunes from epoch 1 keeps doing so). A trainer may declare its own floors (SEARCH.epoch_floors).
+# least max(RESOURCE_FLOOR, 10% of the epochs rounded up: first_decision_epoch); each floor
+# capped at the epoch budget, and never above what the spec itself asked for at full scale (a
+# spec that prunes from epoch 1 keeps doing so). A trainer may declare its own floors
+# (SEARCH.epoch_floors).
 PATIENCE_FLOOR = 3
 RESOURCE_FLOOR = 2
-RESOURCE_FRACTION = 0.1
 MAX_EPOCHS = 10**6
 
 
@@ -240,7 +245,7 @@ def _short(component: Mapping[str, Any]) -> str:
 def _rescale_pruner(pruner: dict[str, Any], factor: float, epochs: int, notes: list[str],
                     label: str = "") -> None:
     name = f"{label}{pruner['name']}"
-    resource_floor = min(epochs, max(RESOURCE_FLOOR, math.ceil(RESOURCE_FRACTION * epochs)))
+    resource_floor = min(epochs, max(RESOURCE_FLOOR, first_decision_epoch(epochs)))
     for key in ("min_resource", "n_warmup_steps"):
         value = pruner.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float):

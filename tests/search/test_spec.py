@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +79,14 @@ def test_epochs_8_on_round2_keeps_early_stopping_and_pruning_meaningful() -> Non
 
 @pytest.mark.parametrize("epochs", [5, 6, 8, 13, 25, 60, 250, 1000])
 def test_rescaling_never_goes_below_the_floors(epochs: int) -> None:
+    from search.study.defaults import first_decision_epoch
     from search.study.space import to_config_changes
-    from search.study.study_spec import PATIENCE_FLOOR, RESOURCE_FLOOR, RESOURCE_FRACTION
+    from search.study.study_spec import PATIENCE_FLOOR, RESOURCE_FLOOR
 
     spec = with_overrides(load_spec(ROOT / "examples" / "round2.yaml"), epochs=epochs)
     assert spec.config["patience"] >= min(PATIENCE_FLOOR, epochs)
     # the floor, or what round2.yaml asks at full scale (10) when that is less
-    floor = min(epochs, max(RESOURCE_FLOOR, math.ceil(RESOURCE_FRACTION * epochs)), 10)
+    floor = min(epochs, max(RESOURCE_FLOOR, first_decision_epoch(epochs)), 10)
     assert spec.pruner.options["min_resource"] >= floor
     milestones = to_config_changes(spec.space, {"milestones": [0.5, 0.51, 0.52]}, epochs)
     assert len(set(milestones["milestones"])) == 3
@@ -201,7 +201,7 @@ def _without_search_sections(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("epochs", "first"), [(3, 1), (8, 1), (10, 1), (11, 2), (30, 3),
-                                               (250, 25)])
+                                               (60, 6), (250, 25)])
 def test_a_spec_without_sampler_and_pruner_gets_the_measured_default(
         tiny_spec: dict[str, Any], epochs: int, first: int) -> None:
     """Issue 14: successive halving first deciding at 10% of the epochs, keeping a third, with
