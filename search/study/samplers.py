@@ -51,6 +51,10 @@ _COUNTS: dict[str, int] = {
     "patience": 0, "popsize": 1,
 }
 _AUTO = ("min_resource", "max_resource")
+# Counts used as exponents: successive halving's first rung is at
+# min_resource * reduction_factor ** min_early_stopping_rate, which Python computes exactly,
+# so a rate of 10**21 never finishes computing (a spec could hang every worker).
+_MOST = {"min_early_stopping_rate": 64}
 _MAX_SEED = 2**32 - 1  # numpy's seeds
 
 
@@ -179,11 +183,12 @@ def _check_count(kind: str, option: str, value: Any, default: Any) -> None:
         return
     if value == "auto" and option in _AUTO:
         return
+    most = _MAX_SEED if option == "seed" else _MOST.get(option)
     if isinstance(value, bool) or not isinstance(value, int) or value < least or (
-            option == "seed" and value > _MAX_SEED):
+            most is not None and value > most):
         example = default if isinstance(default, int) and not isinstance(default, bool) \
             and default >= least else max(least, 1)
-        bounds = f"0 to {_MAX_SEED}" if option == "seed" else f">= {least}"
+        bounds = f"{least} to {most}" if most is not None else f">= {least}"
         auto = " or auto" if option in _AUTO else ""
         raise SpecError(f"{kind}.{option}: {value!r} is not a whole number {bounds}{auto}; "
                         f"e.g. {option}: {example}")

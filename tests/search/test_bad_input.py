@@ -77,6 +77,9 @@ SPEC_CASES = [
     (["pruner"], {"name": "hyperband", "reduction_factor": -2},
      "pruner.reduction_factor: -2 is not a whole number >= 2"),
     (["pruner", "n_warmup_steps"], -1, "pruner.n_warmup_steps: -1"),
+    # An exponent this size never finished computing: every worker hung at the first report.
+    (["pruner"], {"name": "successive_halving", "min_early_stopping_rate": 10**21},
+     "pruner.min_early_stopping_rate: 1000000000000000000000 is not a whole number 0 to 64"),
     (["pruner", "n_startup_trials"], 1.5, "pruner.n_startup_trials: 1.5"),
     (["pruner"], {"name": "percentile", "percentile": 200}, "Percentile must be between"),
     (["objective", "metric"], "best_val_accuracy",
